@@ -1,0 +1,118 @@
+"""Where things live: project root, data, runs, caches; the offline-safe environment.
+
+Every notebook, test, benchmark and the web app import paths from here, so a
+dataset is looked up the same way everywhere:
+
+1. ``data/<name>`` inside the project (``make data`` links or downloads it there),
+2. ``$CLOTHINGREC_SHARED/<name>`` (default ``../shared/datasets`` beside the repo).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from importlib.util import find_spec
+from pathlib import Path
+
+PROJECT_ROOT = Path(os.environ.get("CLOTHINGREC_ROOT", Path(__file__).resolve().parents[2]))
+DATA_DIR = PROJECT_ROOT / "data"
+RUNS_DIR = PROJECT_ROOT / "runs"
+RESULTS_DIR = RUNS_DIR / "results"
+CACHE_DIR = PROJECT_ROOT / ".cache"
+CONFIG_DIR = PROJECT_ROOT / "configs"
+WEIGHTS_DIR = PROJECT_ROOT / "weights"
+NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+SHARED_DATASETS = Path(os.environ.get("CLOTHINGREC_SHARED", PROJECT_ROOT.parent / "shared" / "datasets"))
+
+#: Real datasets the project knows, with the folder name used under ``data/``.
+CLOTHING_SMALL = "clothing-dataset-small"
+CCP = "clothing-co-parsing"
+DEEPFASHION2 = "deepfashion2"
+PENNFUDAN = "PennFudanPed"
+#: Synthetic stand-ins in the exact DeepFashion2 / Penn-Fudan formats (written by ``make data``).
+SYNTHETIC_DIR = DATA_DIR / "synthetic"
+
+
+def configure_environment() -> None:
+    """Point every cache at the project and keep third-party libraries offline.
+
+    Uses ``setdefault`` so a user with a network can override any of it from the shell.
+    """
+    env = {
+        "TORCH_HOME": CACHE_DIR / "torch",
+        "MPLCONFIGDIR": CACHE_DIR / "matplotlib",
+        "YOLO_CONFIG_DIR": CACHE_DIR / "ultralytics",
+        "HF_HOME": CACHE_DIR / "huggingface",
+    }
+    for key, value in env.items():
+        os.environ.setdefault(key, str(value))
+        Path(os.environ[key]).mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_AUTOINSTALL", "0")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    _install_ultralytics_font(Path(os.environ["YOLO_CONFIG_DIR"]))
+
+
+def _install_ultralytics_font(config_dir: Path) -> None:
+    """ultralytics downloads Arial.ttf for its plots unless one is present: give it a local TTF."""
+    targets = [config_dir / "Arial.ttf", config_dir / "Ultralytics" / "Arial.ttf"]
+    if all(t.exists() for t in targets):
+        return
+    spec = find_spec("matplotlib")
+    if spec is None or spec.origin is None:
+        return
+    source = Path(spec.origin).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
+    if not source.exists():
+        return
+    for target in targets:
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+
+
+def find_dataset(name: str, required: bool = True) -> Path | None:
+    """Return the folder of dataset ``name`` (see module doc for the search order)."""
+    for candidate in (DATA_DIR / name, SHARED_DATASETS / name):
+        if candidate.exists():
+            return candidate
+    if required:
+        raise FileNotFoundError(
+            f"dataset {name!r} not found in {DATA_DIR / name} or {SHARED_DATASETS / name}; "
+            "run `make data` (see data/README.md for datasets you must obtain yourself)"
+        )
+    return None
+
+
+def resolve_output_dir(notebook: str, output_dir: str | os.PathLike | None = None) -> Path:
+    """Folder a notebook writes its artifacts to.
+
+    ``make <target>`` (papermill) passes ``runs/<notebook>/<timestamp>``.  A notebook run
+    by hand or by nbval writes to ``runs/<notebook>/default`` and points ``latest`` at it,
+    so downstream notebooks find the newest outputs the same way in both cases.
+    """
+    if output_dir:
+        out = Path(output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        return out.resolve()
+    out = RUNS_DIR / notebook / "default"
+    out.mkdir(parents=True, exist_ok=True)
+    point_latest(out)
+    return out
+
+
+def point_latest(run_dir: Path) -> Path:
+    """Make ``<run_dir>/../latest`` a relative symlink to ``run_dir``."""
+    link = run_dir.parent / "latest"
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(run_dir.name, target_is_directory=True)
+    return link
+
+
+def latest_run(notebook: str) -> Path:
+    """The newest output folder of ``notebook`` (``runs/<notebook>/latest``)."""
+    link = RUNS_DIR / notebook / "latest"
+    if not link.exists():
+        raise FileNotFoundError(
+            f"no run of {notebook} found at {link}; run its make target or the notebook first"
+        )
+    return link.resolve()
