@@ -46,7 +46,7 @@ NB_PARAMS := $(if $(PROFILE),-r profile $(PROFILE)) $(if $(DATASET),-r dataset $
 	$(if $(MODEL),-r model $(MODEL)) $(if $(DEVICE),-r device $(DEVICE)) \
 	$(if $(BATCH),-p batch $(BATCH)) $(if $(CONFIG),-r config $(CONFIG))
 
-.PHONY: help setup data all lab test test-fast clean index notebooks-refresh $(NOTEBOOK_TARGETS)
+.PHONY: help setup data all lab test test-fast bench clean index notebooks-refresh $(NOTEBOOK_TARGETS)
 
 help:
 	@echo "make setup        create $(VENV) (Python 3.11), install pinned packages and the clothingrec kernel"
@@ -54,6 +54,7 @@ help:
 	@echo "make all          run every notebook in order (smoke profile) and write runs/index.html"
 	@echo "make test         pytest tests/ + nbval over every notebook in notebooks/"
 	@echo "make lab          start JupyterLab with the clothingrec kernel"
+	@echo "make bench        run every bench/bench_*.py (full size) into runs/bench/ (BENCH_ARGS=--quick for a smoke)"
 	@echo "make clean        remove runs (except runs/results) and caches; never data"
 	@echo "notebook targets  $(NOTEBOOK_TARGETS)"
 	@echo "  variables       PROFILE=smoke|full DATASET= EPOCHS= IMGSZ= MODEL= DEVICE= BATCH= CONFIG= PARAMS='-p key value'"
@@ -105,6 +106,14 @@ test: $(DATA_STAMP)
 
 test-fast: $(DATA_STAMP)
 	TQDM_DISABLE=1 $(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
+
+# Benchmarks report figures (JSON + markdown under runs/bench/); they are never asserted in tests.
+bench: $(DATA_STAMP)
+	@echo "[bench] running bench/bench_*.py $(BENCH_ARGS)"
+	for script in bench/bench_*.py; do \
+	  echo "[bench] $$script"; TQDM_DISABLE=1 $(PY) "$$script" $(BENCH_ARGS); \
+	done
+	$(PY) bench/summarize.py
 
 # Re-execute every notebook in place with its defaults so the stored outputs match the code.
 notebooks-refresh: $(DATA_STAMP)
