@@ -46,7 +46,7 @@ NB_PARAMS := $(if $(PROFILE),-r profile $(PROFILE)) $(if $(DATASET),-r dataset $
 	$(if $(MODEL),-r model $(MODEL)) $(if $(DEVICE),-r device $(DEVICE)) \
 	$(if $(BATCH),-p batch $(BATCH)) $(if $(CONFIG),-r config $(CONFIG))
 
-.PHONY: help setup data all lab test test-fast bench clean index notebooks-refresh $(NOTEBOOK_TARGETS)
+.PHONY: help setup browser data all lab test test-fast bench clean index notebooks-refresh $(NOTEBOOK_TARGETS)
 
 help:
 	@echo "make setup        create $(VENV) (Python 3.11), install pinned packages and the clothingrec kernel"
@@ -74,6 +74,13 @@ $(SETUP_STAMP): pyproject.toml requirements/lock.txt
 	touch $@
 	@echo "[setup] done"
 
+# Headless Chromium for the web demo's browser test (Debian packages; Playwright drives the system browser).
+browser:
+	@if [ -x /usr/bin/chromium ]; then echo "[browser] chromium present"; else \
+	  echo "[browser] installing Debian chromium + chromium-driver"; \
+	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq chromium chromium-driver >/dev/null; fi
+
 data: $(DATA_STAMP)
 $(DATA_STAMP): $(SETUP_STAMP) lib/clothingrec/data_setup.py $(wildcard lib/clothingrec/synthetic.py)
 	@echo "[data] preparing datasets under data/"
@@ -99,7 +106,7 @@ lab: $(DATA_STAMP)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
 # The test command (README, CI): unit tests, then every notebook re-executed and compared by nbval.
-test: $(DATA_STAMP)
+test: $(DATA_STAMP) browser
 	@echo "[test] pytest tests/ and nbval over notebooks/"
 	TQDM_DISABLE=1 $(PY) -m pytest tests notebooks --nbval --nbval-current-env \
 	  --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=1200 -p no:cacheprovider $(PYTEST_ARGS)

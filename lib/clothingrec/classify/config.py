@@ -1,0 +1,208 @@
+"""One flat configuration per classifier experiment: YAML file ↔ dataclass ↔ notebook parameters.
+
+Every field is also a papermill parameter of ``09_train_classifier`` (``make train-classifier
+PARAMS='-p lr 0.003'``) and most have a Make variable (``MODEL=``, ``EPOCHS=``, ``IMGSZ=``, ``BATCH=``,
+``DEVICE=``).  The notebook's parameters cell holds ``None`` for every field, meaning "as in the YAML
+config"; a value given there overrides the YAML.  :func:`resolve_config` does that merge.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from clothingrec.paths import CONFIG_DIR
+
+CLASSIFIER_CONFIG_DIR = CONFIG_DIR / "classifier"
+#: profile name → config file in configs/classifier/
+PROFILES = {"smoke": "smoke.yaml", "full": "mobilenet_v3_small_scratch.yaml"}
+
+
+@dataclass
+class ClassifierConfig:
+    # --- experiment --------------------------------------------------------------------------
+    name: str = "classifier-mobilenet_v3_small-scratch"
+    model: str = "mobilenet_v3_small"      # torchvision name, timm name, or "timm/<name>"
+    pretrained: str | None = None          # None: from scratch; "DEFAULT" or a weights enum name
+    dataset: str | None = None             # folder; None: clothingrec.paths.find_dataset
+    train_per_class: int | None = None     # cap images per class (smoke runs); None: all
+    eval_per_class: int | None = None      # same cap for validation and test
+    seed: int = 0
+    # --- input -------------------------------------------------------------------------------
+    imgsz: int = 224                       # training / evaluation crop size
+    crop_frac: float = 0.875               # eval: resize shorter side to imgsz/crop_frac, centre crop
+    channels_last: bool = True
+    bn_momentum: float | None = None       # None: the architecture's own (torchvision mobilenet_v3: 0.01,
+                                           # too slow for eval-mode statistics in runs of a few dozen steps)
+    precise_bn_batches: int = 0            # before each validation, recompute BatchNorm statistics of the
+                                           # weights being validated on this many (eval-cropped) train batches
+    # --- optimisation ------------------------------------------------------------------------
+    epochs: int = 40
+    batch: int = 64
+    eval_batch: int | None = None          # None: 2 × batch
+    optimizer: str = "adamw"               # adamw | sgd
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    momentum: float = 0.9
+    scheduler: str = "cosine"              # cosine | constant
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1
+    grad_clip: float | None = 2.0          # gradient norm clipping; None/0: off
+    sampler: str = "weighted"              # weighted (WeightedRandomSampler, class-balanced) | shuffle
+    # --- augmentation (applied to whole batches on the device) --------------------------------
+    aug_scale_min: float = 0.25            # random resized crop: smallest area fraction
+    aug_ratio: float = 1.333               # aspect ratio drawn from [1/r, r]
+    aug_hflip: float = 0.5                 # probability
+    aug_rotation: float = 15.0             # degrees, uniform in [-d, d]
+    aug_brightness: float = 0.3
+    aug_contrast: float = 0.3
+    aug_saturation: float = 0.3
+    aug_hue: float = 0.03                  # fraction of a full turn
+    # --- precision, averaging, schedule control ----------------------------------------------
+    precision: str = "auto"                # auto: 32-true on CPU, bf16-mixed/16-mixed on GPU; or any Lightning value
+    averaging: str = "none"                # none | swa | ema (validated and checkpointed as averaged weights)
+    swa_start: float = 0.75                # SWA: first averaged epoch as a fraction of epochs
+    ema_decay: float = 0.998
+    lr_find: bool = False                  # run Lightning's LR finder first (plot in the notebook)
+    lr_find_steps: int = 60
+    lr_find_apply: bool = False            # use the suggested LR instead of ``lr``
+    monitor: str = "val_macro_f1"          # checkpoint / early-stopping metric (maximised)
+    patience: int = 0                      # early stopping patience in validation epochs; 0: off
+    max_time_min: float | None = None      # stop training after this many minutes (best checkpoint kept)
+    # --- hardware ----------------------------------------------------------------------------
+    device: str = "auto"
+    devices: Any = 1                       # Lightning devices: 1, 2, "auto" (DDP on several GPUs)
+    strategy: str = "auto"
+    workers: int = 0                       # DataLoader workers (the store makes 0 fine on CPU)
+    threads: int | None = None             # torch intra-op threads; None: torch default
+    store_workers: int = 2                 # threads decoding JPEGs once into the uint8 store
+    cache_store: bool = True               # keep the decoded store on disk (.cache/classify)
+
+    # ---------------------------------------------------------------------------------------
+    @property
+    def resize_size(self) -> int:
+        return int(round(self.imgsz / self.crop_frac))
+
+    @property
+    def eval_batch_size(self) -> int:
+        return int(self.eval_batch or 2 * self.batch)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    def replace(self, **changes) -> "ClassifierConfig":
+        return dataclasses.replace(self, **_typed(changes))
+
+    def validate(self) -> "ClassifierConfig":
+        problems = []
+        if self.imgsz < 32:
+            problems.append(f"imgsz={self.imgsz} is below 32")
+        if not 0 < self.crop_frac <= 1:
+            problems.append(f"crop_frac={self.crop_frac} must be in (0, 1]")
+        if self.optimizer not in ("adamw", "sgd"):
+            problems.append(f"optimizer={self.optimizer!r} is not adamw or sgd")
+        if self.scheduler not in ("cosine", "constant"):
+            problems.append(f"scheduler={self.scheduler!r} is not cosine or constant")
+        if self.sampler not in ("weighted", "shuffle"):
+            problems.append(f"sampler={self.sampler!r} is not weighted or shuffle")
+        if self.averaging not in ("none", "swa", "ema"):
+            problems.append(f"averaging={self.averaging!r} is not none, swa or ema")
+        if self.monitor not in ("val_macro_f1", "val_acc", "val_loss"):
+            problems.append(f"monitor={self.monitor!r} is not val_macro_f1, val_acc or val_loss")
+        if not 0 < self.aug_scale_min <= 1:
+            problems.append(f"aug_scale_min={self.aug_scale_min} must be in (0, 1]")
+        if self.epochs < 1 or self.batch < 1:
+            problems.append("epochs and batch must be positive")
+        if problems:
+            raise ValueError("invalid classifier config: " + "; ".join(problems))
+        return self
+
+
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(ClassifierConfig))
+
+
+def config_fields() -> tuple[str, ...]:
+    """Names of all config fields (= the notebook parameters besides profile/config/output_dir)."""
+    return FIELD_NAMES
+
+
+def _typed(values: dict[str, Any]) -> dict[str, Any]:
+    """Check names and cast numbers given as strings (papermill ``-r``, YAML quirks) to the field type."""
+    defaults = ClassifierConfig()
+    out = {}
+    for key, value in values.items():
+        if key not in FIELD_NAMES:
+            raise KeyError(f"unknown classifier config field {key!r}; known: {', '.join(FIELD_NAMES)}")
+        default = getattr(defaults, key)
+        if isinstance(value, str) and value.lower() in ("none", "null") and not isinstance(default, str):
+            value = None
+        elif isinstance(default, bool) and isinstance(value, str):
+            value = value.lower() in ("1", "true", "yes")
+        elif isinstance(default, int) and not isinstance(default, bool) and isinstance(value, (str, float)):
+            value = int(float(value))
+        elif isinstance(default, float) and isinstance(value, (str, int)) and not isinstance(value, bool):
+            value = float(value)
+        out[key] = value
+    return out
+
+
+def load_config(source: str | Path | dict | None = None, **overrides) -> ClassifierConfig:
+    """A config from a YAML path, a profile name (``smoke``/``full``), a dict, or None (defaults)."""
+    data: dict[str, Any] = {}
+    if isinstance(source, dict):
+        data = dict(source)
+    elif source is not None:
+        path = config_path(source)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: not valid YAML ({exc})") from exc
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping of config fields, got {type(data).__name__}")
+        try:
+            _typed(data)
+        except KeyError as exc:
+            raise KeyError(f"{path}: {exc.args[0]}") from None
+    cfg = ClassifierConfig(**_typed(data))
+    if overrides:
+        cfg = cfg.replace(**overrides)
+    return cfg.validate()
+
+
+def config_path(source: str | Path) -> Path:
+    """Resolve a profile name or a (relative) YAML path to an existing file."""
+    text = str(source)
+    if text in PROFILES:
+        return CLASSIFIER_CONFIG_DIR / PROFILES[text]
+    for candidate in (Path(text), CONFIG_DIR.parent / text, CLASSIFIER_CONFIG_DIR / text,
+                      CLASSIFIER_CONFIG_DIR / f"{text}.yaml"):
+        if candidate.is_file():
+            return candidate
+    known = ", ".join(sorted(p.name for p in CLASSIFIER_CONFIG_DIR.glob("*.yaml")))
+    raise FileNotFoundError(f"classifier config {text!r} not found (profiles: {', '.join(PROFILES)}; files: {known})")
+
+
+def resolve_config(profile: str = "smoke", config: str | Path | None = None,
+                   params: dict[str, Any] | None = None) -> ClassifierConfig:
+    """The notebook's merge: YAML (``config``, else the profile's file) + every parameter that is not None."""
+    overrides = {k: v for k, v in (params or {}).items() if k in FIELD_NAMES and v is not None}
+    return load_config(config or profile, **overrides)
+
+
+def to_params(cfg: ClassifierConfig) -> dict[str, Any]:
+    """Papermill parameters that reproduce ``cfg`` exactly over any base config.
+
+    ``None`` in a notebook parameter means "as in the YAML", so an empty optional field is
+    written as the string ``"none"`` (``-r train_per_class none``), which clears it.
+    """
+    return {k: ("none" if v is None else v) for k, v in json.loads(json.dumps(cfg.to_dict())).items()}

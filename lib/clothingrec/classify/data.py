@@ -1,0 +1,99 @@
+"""LightningDataModule over clothing-dataset-small (or any folder-per-class tree in its layout)."""
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, WeightedRandomSampler
+
+from clothingrec.classify.augment import AugmentParams, eval_batch, train_batch
+from clothingrec.classify.config import ClassifierConfig
+from clothingrec.classify.store import ImageStore, StoreDataset, build_store, collate_batch
+from clothingrec.datasets.clothing_small import CLASSES, read_split
+
+
+def class_balanced_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Per-sample weights 1 / count(class): every class is drawn equally often in expectation."""
+    counts = torch.bincount(labels, minlength=num_classes).clamp(min=1).double()
+    return (1.0 / counts)[labels]
+
+
+class ClothingDataModule(L.LightningDataModule):
+    """Train / validation / test stores, class-balanced sampling, device-side augmentation.
+
+    The splits are the dataset's own: train for fitting, validation for selection, test
+    only in ``stage="test"``/``"predict"`` (never built or read during ``fit``).
+    """
+
+    def __init__(self, cfg: ClassifierConfig, classes: tuple[str, ...] = CLASSES):
+        super().__init__()
+        self.cfg = cfg
+        self.classes = tuple(classes)
+        self.aug = AugmentParams.from_config(cfg)
+        self.stores: dict[str, ImageStore] = {}
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+
+    # -- stores ------------------------------------------------------------------------------
+    def store(self, split: str) -> ImageStore:
+        if split not in self.stores:
+            index = read_split(split, self.cfg.dataset, self.classes)
+            limit = self.cfg.train_per_class if split == "train" else self.cfg.eval_per_class
+            index = index.subset(limit, seed=self.cfg.seed)
+            self.stores[split] = build_store(index, self.cfg.resize_size, self.cfg.store_workers,
+                                             self.cfg.cache_store)
+        return self.stores[split]
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit", "validate"):
+            self.store("validation")
+        if stage in (None, "fit"):
+            self.store("train")
+        if stage in ("test", "predict"):
+            self.store("test")
+
+    def skipped(self) -> list[tuple[str, str]]:
+        """(file, reason) for everything left out of the built stores."""
+        out = []
+        for store in self.stores.values():
+            out.extend(store.skipped)
+        return out
+
+    # -- loaders -----------------------------------------------------------------------------
+    def train_dataloader(self) -> DataLoader:
+        store = self.store("train")
+        if self.cfg.sampler == "weighted":
+            sampler = WeightedRandomSampler(class_balanced_weights(store.labels, len(self.classes)),
+                                            num_samples=len(store), replacement=True,
+                                            generator=self.generator)
+            shuffle = None
+        else:
+            sampler, shuffle = None, True
+        return DataLoader(StoreDataset(store), batch_size=self.cfg.batch, sampler=sampler, shuffle=shuffle,
+                          generator=self.generator if shuffle else None, drop_last=len(store) > self.cfg.batch,
+                          num_workers=self.cfg.workers, collate_fn=collate_batch,
+                          persistent_workers=self.cfg.workers > 0)
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        return DataLoader(StoreDataset(self.store(split)), batch_size=self.cfg.eval_batch_size, shuffle=False,
+                          num_workers=self.cfg.workers, collate_fn=collate_batch)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("validation")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
+
+    # -- device-side transforms --------------------------------------------------------------
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        images, labels = batch
+        training = self.trainer is not None and self.trainer.training
+        if training:
+            gen = None
+            if images.device.type == "cpu":
+                gen = self.generator
+            x = train_batch(images, self.cfg.imgsz, self.aug, self.cfg.channels_last, gen)
+        else:
+            x = eval_batch(images, self.cfg.imgsz, self.cfg.channels_last)
+        return x, labels

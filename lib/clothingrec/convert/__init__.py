@@ -1,0 +1,480 @@
+"""Detection datasets → COCO instances JSON + YOLO labels + ``data.yaml``, with a conversion report.
+
+:func:`prepare_detection_dataset` is what notebooks call::
+
+    ds = prepare_detection_dataset("synthetic-df2", out_dir, task="segment")
+    ds.coco_json["train"], ds.image_dir["val"], ds.yolo_yaml, ds.class_names, ds.report
+
+Layout under ``out_dir``::
+
+    images/<split>/<file>          symlinks to the source images (never copies)
+    labels-detect/<split>/<stem>.txt, labels-segment/<split>/<stem>.txt   both YOLO label sets
+    labels -> labels-<task>        the set ultralytics reads (it maps images/ → labels/)
+    annotations/instances_<split>.json   COCO
+    data.yaml, report.{json,csv,txt}, prepared.json (inputs fingerprint), split.json (Penn-Fudan, CCP)
+
+Splits: DeepFashion2 keeps its own ``train``/``validation`` (→ ``train``/``val``); CCP uses the shared
+:func:`clothingrec.splits.ccp_split`; Penn-Fudan a seeded split by file stem (same rule), stored
+in ``split.json``.  ``max_images`` caps the total: the split is computed on the full dataset first
+(so it is the same split), then each side keeps its first images (sorted by name) in proportion,
+at least one each.
+
+Conversion runs in parallel over processes (``workers``, default one per core), each worker reading
+one image's annotation, validating it, reading the image size from the file header (no pixel
+decoding) and writing that image's YOLO labels; the parent assembles the COCO JSON in image order, so
+output is byte-identical whatever the number of workers.  A re-run with unchanged inputs and options
+reuses the output (``prepared.json`` fingerprint: file names, sizes and mtimes).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from clothingrec.convert import coco as coco_mod
+from clothingrec.convert import yolo as yolo_mod
+from clothingrec.convert.report import ConversionReport
+from clothingrec.datasets import ccp as ccp_mod
+from clothingrec.datasets import deepfashion2 as df2_mod
+from clothingrec.datasets import pennfudan as pf_mod
+from clothingrec.datasets.records import Issue, ReadResult
+
+FORMAT_VERSION = 4
+#: below this many images a split is converted in-process (a process pool costs more than it saves)
+PARALLEL_MIN_JOBS = 64
+SPLITS = ("train", "val")
+DATASET_NAMES = ("synthetic-df2", "deepfashion2", "ccp", "synthetic-pennfudan", "pennfudan")
+
+__all__ = ["PreparedDataset", "prepare_detection_dataset", "read_dataset", "resolve_source",
+           "convert_split", "ConversionReport"]
+
+
+@dataclass
+class PreparedDataset:
+    """A converted detection dataset (see the module doc for the layout)."""
+
+    name: str
+    root: Path
+    source: Path
+    kind: str  # deepfashion2 | ccp | pennfudan
+    task: str
+    classes: str
+    categories: list[dict]
+    class_names: list[str]
+    coco_json: dict[str, Path]
+    image_dir: dict[str, Path]
+    label_dir: dict[str, Path]
+    yolo_yaml: Path
+    report: ConversionReport
+    num_images: dict[str, int] = field(default_factory=dict)
+    reused: bool = False
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{k}={v}" for k, v in self.num_images.items())
+        return (f"PreparedDataset({self.name!r}, kind={self.kind}, task={self.task}, classes={self.classes}, "
+                f"{len(self.class_names)} classes, images: {counts})")
+
+
+# ------------------------------------------------------------------ sources
+def _detect_kind(path: Path) -> str:
+    if (path / "train" / "annos").is_dir() or (path / "validation" / "annos").is_dir():
+        return "deepfashion2"
+    if (path / "PNGImages").is_dir():
+        return "pennfudan"
+    if (path / "annotations" / "pixel-level").is_dir():
+        return "ccp"
+    raise ValueError(f"{path} is not a DeepFashion2, Penn-Fudan or CCP folder (no train/annos, PNGImages "
+                     "or annotations/pixel-level)")
+
+
+def resolve_source(name: str | os.PathLike) -> tuple[str, Path]:
+    """``(kind, folder)`` of a dataset name (see :data:`DATASET_NAMES`) or a path to a dataset folder.
+
+    The synthetic sets are written (with ``make data``'s sizes) when absent.
+    """
+    from clothingrec import paths
+
+    name_s = str(name)
+    if name_s == "synthetic-df2":
+        root = paths.SYNTHETIC_DIR / paths.DEEPFASHION2
+        if not (root / "train" / "annos").is_dir():
+            from clothingrec.synthetic import write_deepfashion2
+
+            print(f"[convert] writing the synthetic DeepFashion2 set to {root}")
+            write_deepfashion2(root, n_train=48, n_val=16, seed=0)
+        return "deepfashion2", root
+    if name_s == "synthetic-pennfudan":
+        root = paths.SYNTHETIC_DIR / paths.PENNFUDAN
+        if not (root / "PNGImages").is_dir():
+            from clothingrec.synthetic import write_pennfudan
+
+            print(f"[convert] writing the synthetic Penn-Fudan set to {root}")
+            write_pennfudan(root, n=40, seed=0)
+        return "pennfudan", root
+    if name_s == "deepfashion2":
+        return "deepfashion2", paths.find_dataset(paths.DEEPFASHION2)
+    if name_s == "ccp":
+        return "ccp", paths.find_dataset(paths.CCP)
+    if name_s == "pennfudan":
+        return "pennfudan", paths.find_dataset(paths.PENNFUDAN)
+    path = Path(name_s)
+    if path.is_dir():
+        return _detect_kind(path), path
+    raise ValueError(f"unknown dataset {name_s!r}: use one of {', '.join(DATASET_NAMES)} or a dataset folder")
+
+
+# ------------------------------------------------------------------ listing and splitting
+@dataclass
+class Entry:
+    """One image of a split: the paths its reader needs, or the issue that already disqualifies it."""
+
+    stem: str
+    paths: tuple[str, ...] | None
+    issue: Issue | None = None
+
+
+def list_entries(kind: str, root: Path, val_fraction: float = 0.2, seed: int = 0) -> tuple[dict[str, list[Entry]], dict]:
+    """Entries per split (sorted by stem) and the split description written to ``split.json``."""
+    from clothingrec.splits import ccp_split, seeded_split
+
+    if kind == "deepfashion2":
+        out = {}
+        for split in SPLITS:
+            folder = root / df2_mod.SPLITS[split]
+            if not folder.is_dir():
+                out[split] = []
+                continue
+            pairs, issues = df2_mod.list_split(root, split)
+            entries = [Entry(Path(i).stem, (str(i), str(a))) for i, a in pairs]
+            entries += [Entry(Path(iss.file).stem, None, iss) for iss in issues]
+            out[split] = sorted(entries, key=lambda e: e.stem)
+        return out, {"rule": "DeepFashion2 release split (train / validation)"}
+    if kind == "pennfudan":
+        triples, issues = pf_mod.list_images(root)
+        entries = [Entry(Path(p).stem, tuple(map(str, (p, m, a)))) for p, m, a in triples]
+        entries += [Entry(Path(iss.file).stem, None, iss) for iss in issues]
+        split = seeded_split([e.stem for e in entries], val_fraction=val_fraction, seed=seed)
+        desc = {"rule": f"clothingrec.splits.seeded_split(stems, val_fraction={val_fraction}, seed={seed})",
+                **split}
+    elif kind == "ccp":
+        pairs, issues = ccp_mod.list_images(root)
+        entries = [Entry(Path(m).stem, (str(p), str(m))) for p, m in pairs]
+        entries += [Entry(Path(iss.file).stem, None, iss) for iss in issues]
+        split = ccp_split([e.stem for e in entries], val_fraction=val_fraction, seed=seed)
+        desc = {"rule": f"clothingrec.splits.ccp_split(ids, val_fraction={val_fraction}, seed={seed})", **split}
+    else:
+        raise ValueError(kind)
+    by_stem = {e.stem: e for e in entries}
+    return {s: [by_stem[x] for x in split[s]] for s in SPLITS}, desc
+
+
+def _cap(entries: dict[str, list[Entry]], max_images: int | None) -> dict[str, list[Entry]]:
+    if max_images is None:
+        return entries
+    total = sum(len(v) for v in entries.values())
+    if max_images >= total:
+        return entries
+    out = {}
+    for split, items in entries.items():
+        share = max(1, int(round(max_images * len(items) / total))) if items else 0
+        out[split] = items[:share]
+    return out
+
+
+# ------------------------------------------------------------------ per-image work (runs in workers)
+def _read(kind: str, paths: tuple[str, ...], split: str, options: dict) -> ReadResult:
+    if kind == "deepfashion2":
+        return df2_mod.read_image(paths[0], paths[1], split)
+    with_polygons = options.get("with_polygons", True)
+    if kind == "pennfudan":
+        return pf_mod.read_image(paths[0], paths[1], paths[2], split, with_polygons=with_polygons)
+    if kind == "ccp":
+        return ccp_mod.read_image(paths[0], paths[1], split, classes=options["classes"],
+                                  min_pixels=options.get("min_pixels", ccp_mod.DEFAULT_MIN_PIXELS),
+                                  with_polygons=with_polygons)
+    raise ValueError(kind)
+
+
+def convert_one(job: tuple) -> tuple:
+    """Worker: read one image, write its YOLO labels; return ``(image entry | None, annotation JSON
+    texts, category ids, issues)``.  Annotations travel as JSON text: cheap to send back, and the
+    parent writes them out as they are."""
+    kind, split, image_id, paths, options = job
+    try:
+        result = _read(kind, paths, split, options)
+    except Exception as exc:  # noqa: BLE001 - a bug or an unforeseen file problem must not stop the run
+        return None, [], [], [Issue(Path(paths[-1]).name, "", "file", f"{type(exc).__name__}: {exc}", split,
+                                    "image")]
+    record = result.record
+    if record is None:
+        return None, [], [], result.issues
+    anns = coco_mod.record_annotations(record, keypoints=(kind == "deepfashion2"))
+    det, seg = yolo_mod.record_lines(record)
+    stem = record.path.stem
+    for key, text in (("detect_dir", det), ("segment_dir", seg)):
+        folder = options.get(key)
+        if folder:
+            with open(os.path.join(folder, stem + ".txt"), "w", encoding="utf-8") as f:
+                f.write(text)
+    return (coco_mod.image_entry(record, image_id), [coco_mod.annotation_text(a) for a in anns],
+            [a["category_id"] for a in anns], result.issues)
+
+
+def _cpu_count() -> int:
+    # same rule as clothingrec.device.cpu_count, without importing torch (seconds) into converters
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def read_one(job: tuple) -> ReadResult:
+    """Worker for :func:`read_dataset`: one image's record (masks dropped unless asked for)."""
+    kind, split, image_id, paths, options = job
+    try:
+        result = _read(kind, paths, split, options)
+    except Exception as exc:  # noqa: BLE001
+        return ReadResult(None, [Issue(Path(paths[-1]).name, "", "file", f"{type(exc).__name__}: {exc}",
+                                       split, "image")])
+    if result.record is not None:
+        result.record.image_id = image_id
+        if not options.get("keep_masks"):
+            for obj in result.record.objects:
+                obj.mask = None
+    return result
+
+
+def read_dataset(name: str | os.PathLike, split: str = "train", *, max_images: int | None = None,
+                 classes: str | None = None, seed: int = 0, keep_masks: bool = False,
+                 with_polygons: bool = False, workers: int | None = None, progress: bool | None = None):
+    """Read one split of a detection dataset into records (for analysis): ``(records, issues, kind)``.
+
+    Same names, split rule and validation as :func:`prepare_detection_dataset`; ``max_images`` takes
+    the first images of the split by name.  ``classes`` for CCP may also be ``"all"`` (garment groups
+    and the person silhouette).  Masks are dropped unless ``keep_masks`` (they are large); polygons
+    of mask datasets are traced only with ``with_polygons``.
+    """
+    kind, source = resolve_source(name)
+    if classes is None:
+        classes = "person" if kind == "pennfudan" else ("all" if kind == "ccp" else "garments")
+    entries, _ = list_entries(kind, source, seed=seed)
+    chosen = entries[split][:max_images]
+    issues = [e.issue for e in chosen if e.issue is not None]
+    jobs = [(kind, split, i + 1, e.paths, {"classes": classes, "keep_masks": keep_masks,
+                                           "with_polygons": with_polygons})
+            for i, e in enumerate(e for e in chosen if e.issue is None)]
+    workers = _cpu_count() if workers is None else workers
+    progress = (os.environ.get("TQDM_DISABLE", "0") in ("", "0")) if progress is None else progress
+    records = []
+    for result in _map(jobs, workers, f"read {kind}/{split}", progress, fn=read_one):
+        issues.extend(result.issues)
+        if result.record is not None:
+            records.append(result.record)
+    return records, issues, kind
+
+
+def _progress(iterable, total: int, desc: str, enabled: bool):
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, leave=False)
+
+
+def _imap(jobs: list[tuple], workers: int, desc: str, progress: bool, fn=None):
+    """Yield ``fn(job)`` (default :func:`convert_one`) for each job, in order, as results arrive.
+
+    Uses a process pool (``fork`` on Linux; ``CLOTHINGREC_MP_START`` overrides) in chunks when there
+    are at least :data:`PARALLEL_MIN_JOBS` jobs and more than one worker; otherwise runs in-process.
+    """
+    fn = fn or convert_one
+    if workers <= 1 or len(jobs) < PARALLEL_MIN_JOBS:
+        yield from _progress(map(fn, jobs), len(jobs), desc, progress)
+        return
+    import multiprocessing as mp
+
+    method = os.environ.get("CLOTHINGREC_MP_START", "fork" if sys.platform.startswith("linux") else "spawn")
+    chunk = max(1, min(256, len(jobs) // (workers * 8)))
+    with mp.get_context(method).Pool(workers) as pool:
+        yield from _progress(pool.imap(fn, jobs, chunksize=chunk), len(jobs), desc, progress)
+
+
+def _map(jobs: list[tuple], workers: int, desc: str, progress: bool, fn=None) -> list:
+    return list(_imap(jobs, workers, desc, progress, fn))
+
+
+@dataclass
+class SplitResult:
+    """What :func:`convert_split` wrote: image entries (in id order), one category id per annotation,
+    the issues and the number of images that went in."""
+
+    images: list[dict]
+    category_ids: list[int]
+    issues: list[Issue]
+    images_in: int
+
+    @property
+    def n_annotations(self) -> int:
+        return len(self.category_ids)
+
+
+def convert_split(kind: str, split: str, entries: list[Entry], categories: list[dict], coco_path: Path, *,
+                  detect_dir: Path | None = None, segment_dir: Path | None = None,
+                  options: dict | None = None, workers: int | None = None, progress: bool | None = None,
+                  description: str = "") -> SplitResult:
+    """Convert one split: COCO JSON streamed to ``coco_path``, YOLO labels written by the workers."""
+    options = dict(options or {})
+    for key, folder in (("detect_dir", detect_dir), ("segment_dir", segment_dir)):
+        if folder is not None:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            options[key] = str(folder)
+    workers = _cpu_count() if workers is None else workers
+    progress = (os.environ.get("TQDM_DISABLE", "0") in ("", "0")) if progress is None else progress
+    issues: list[Issue] = [e.issue for e in entries if e.issue is not None]
+    jobs = [(kind, split, 0, e.paths, options) for e in entries if e.issue is None]
+    jobs = [(k, s, i + 1, p, o) for i, (k, s, _, p, o) in enumerate(jobs)]  # image ids 1.. in name order
+    writer = coco_mod.CocoWriter(coco_path, categories, description)
+    category_ids: list[int] = []
+    for image, texts, cats, image_issues in _imap(jobs, workers, f"{kind}/{split}", progress):
+        issues.extend(image_issues)
+        if image is not None:
+            writer.add(image, texts)
+            category_ids.extend(cats)
+    writer.close()
+    return SplitResult(writer.images, category_ids, issues, len(entries))
+
+
+# ------------------------------------------------------------------ the entry point
+def _fingerprint(kind: str, root: Path, entries: dict[str, list[Entry]], params: dict) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps({"v": FORMAT_VERSION, "kind": kind, "root": str(root.resolve()), **params},
+                        sort_keys=True).encode())
+    for split in sorted(entries):
+        for e in entries[split]:
+            h.update(f"{split}|{e.stem}|".encode())
+            for p in e.paths or ():
+                try:
+                    st = os.stat(p)
+                    h.update(f"{Path(p).name}:{st.st_size}:{st.st_mtime_ns};".encode())
+                except OSError:
+                    h.update(f"{p}:missing;".encode())
+            if e.issue is not None:
+                h.update(str(e.issue).encode())
+    return h.hexdigest()
+
+
+def _link_images(images: list[dict], entries: list[Entry], image_dir: Path) -> None:
+    image_dir.mkdir(parents=True, exist_ok=True)
+    sources = {Path(e.paths[0]).name: Path(e.paths[0]) for e in entries if e.paths}
+    wanted = set()
+    for image in images:
+        name = image["file_name"]
+        wanted.add(name)
+        link = image_dir / name
+        target = sources[name].resolve()
+        if link.is_symlink() and os.readlink(link) == str(target):
+            continue
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        os.symlink(target, link)
+    for stale in image_dir.iterdir():
+        if stale.name not in wanted and stale.is_symlink():
+            stale.unlink()
+
+
+def _clear_labels(folder: Path) -> None:
+    if folder.is_dir():
+        for f in folder.iterdir():
+            if f.suffix in (".txt", ".cache"):
+                f.unlink()
+
+
+def _set_task_labels(root: Path, task: str) -> Path:
+    link = root / "labels"
+    target = f"labels-{task}"
+    if link.is_symlink():
+        if os.readlink(link) == target:
+            return link
+        link.unlink()
+    elif link.exists():
+        raise FileExistsError(f"{link} exists and is not a symlink; remove it")
+    link.symlink_to(target, target_is_directory=True)
+    return link
+
+
+def prepare_detection_dataset(name: str | os.PathLike, out_dir: str | os.PathLike, *, task: str = "detect",
+                              max_images: int | None = None, seed: int = 0, classes: str | None = None,
+                              workers: int | None = None, progress: bool | None = None,
+                              val_fraction: float = 0.2, force: bool = False) -> PreparedDataset:
+    """Read, split and convert a detection dataset into ``out_dir`` (see the module doc).
+
+    ``classes``: ``"garments"`` (DeepFashion2's 13 categories, or CCP's garment groups) or
+    ``"person"`` (CCP silhouettes, Penn-Fudan pedestrians).  Default: ``person`` for Penn-Fudan,
+    ``garments`` otherwise.  ``task``: which YOLO label set ``labels/`` points at (both are written).
+    ``seed`` and ``val_fraction`` define the CCP / Penn-Fudan split.
+    """
+    if task not in ("detect", "segment"):
+        raise ValueError(f"task must be 'detect' or 'segment', not {task!r}")
+    kind, source = resolve_source(name)
+    if classes is None:
+        classes = "person" if kind == "pennfudan" else "garments"
+    if classes not in ("garments", "person"):
+        raise ValueError(f"classes must be 'garments' or 'person', not {classes!r}")
+    if kind == "pennfudan" and classes != "person":
+        raise ValueError("Penn-Fudan has only pedestrians: use classes='person'")
+    if kind == "deepfashion2" and classes != "garments":
+        raise ValueError("DeepFashion2 has no person annotations: use classes='garments'")
+    categories = coco_mod.categories(kind, classes)
+    class_names = [c["name"] for c in categories]
+    root = Path(out_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    root = root.resolve()
+
+    entries, split_desc = list_entries(kind, source, val_fraction=val_fraction, seed=seed)
+    entries = _cap(entries, max_images)
+    params = {"classes": classes, "max_images": max_images, "seed": seed, "val_fraction": val_fraction}
+    key = _fingerprint(kind, source, entries, params)
+    manifest_path = root / "prepared.json"
+    coco_json = {s: root / "annotations" / f"instances_{s}.json" for s in SPLITS}
+    image_dir = {s: root / "images" / s for s in SPLITS}
+    label_dir = {s: root / "labels" / s for s in SPLITS}
+    yaml_path = root / "data.yaml"
+    reused = False
+    if (not force and manifest_path.exists() and all(p.exists() for p in coco_json.values())
+            and yaml_path.exists() and (root / "report.json").exists()):
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        reused = manifest.get("key") == key
+    if reused:
+        report = ConversionReport.load(root)
+    else:
+        if manifest_path.exists():
+            manifest_path.unlink()  # an interrupted run must not look complete
+        report = ConversionReport(dataset=f"{name} ({kind}, classes={classes})")
+        for split in SPLITS:
+            det_dir, seg_dir = root / "labels-detect" / split, root / "labels-segment" / split
+            _clear_labels(det_dir)
+            _clear_labels(seg_dir)
+            result = convert_split(
+                kind, split, entries[split], categories, coco_json[split], detect_dir=det_dir,
+                segment_dir=seg_dir, options={"classes": classes}, workers=workers, progress=progress,
+                description=f"{name} {split} ({kind}, classes={classes})")
+            _link_images(result.images, entries[split], image_dir[split])
+            names = {c["id"]: c["name"] for c in categories}
+            per_cat = Counter(names[c] for c in result.category_ids)
+            report.add_split(split, result.images_in, len(result.images), result.n_annotations,
+                             {n: per_cat.get(n, 0) for n in class_names}, result.issues)
+        report.check()
+        report.save(root)
+        yolo_mod.write_data_yaml(yaml_path, root, {"train": "images/train", "val": "images/val"}, class_names)
+        if kind in ("pennfudan", "ccp"):
+            (root / "split.json").write_text(json.dumps(split_desc, indent=1) + "\n", encoding="utf-8")
+        manifest_path.write_text(json.dumps({"key": key, "name": str(name), "kind": kind,
+                                             "source": str(source), **params}, indent=1) + "\n",
+                                 encoding="utf-8")
+    _set_task_labels(root, task)
+    return PreparedDataset(
+        name=str(name), root=root, source=Path(source), kind=kind, task=task, classes=classes,
+        categories=categories, class_names=class_names, coco_json=coco_json, image_dir=image_dir,
+        label_dir=label_dir, yolo_yaml=yaml_path, report=report,
+        num_images={s: report.images_out.get(s, 0) for s in SPLITS}, reused=reused)

@@ -1,0 +1,134 @@
+"""torchvision detector builders: Faster R-CNN and Mask R-CNN over a choice of FPN backbones.
+
+``build_detector("fasterrcnn", "mobilenet_v3_large_fpn", num_classes=14)`` trains from scratch
+(the default here: no weights can be downloaded).  ``pretrained="DEFAULT"`` loads torchvision's COCO
+detector weights (then swaps the heads for ``num_classes``), ``pretrained_backbone="DEFAULT"`` only
+ImageNet backbone weights; both go through :func:`clothingrec.weights.torchvision_weights`, which
+fails fast offline and names the file to place in the torch cache.
+
+``num_classes`` counts the background: K categories → ``num_classes = K + 1``.
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+from torch import nn
+
+from clothingrec.weights import torchvision_weights
+
+FAMILIES = ("fasterrcnn", "maskrcnn")
+
+#: backbone name → (torchvision classification model, ImageNet weights enum, kind)
+BACKBONES = {
+    "resnet18_fpn": ("resnet18", "ResNet18_Weights", "resnet"),
+    "resnet34_fpn": ("resnet34", "ResNet34_Weights", "resnet"),
+    "resnet50_fpn": ("resnet50", "ResNet50_Weights", "resnet"),
+    "resnet101_fpn": ("resnet101", "ResNet101_Weights", "resnet"),
+    "mobilenet_v3_large_fpn": ("mobilenet_v3_large", "MobileNet_V3_Large_Weights", "mobilenet"),
+}
+
+#: (family, backbone) → (torchvision builder, COCO detector weights enum) where torchvision has one
+COCO_DETECTORS = {
+    ("fasterrcnn", "resnet50_fpn"): ("fasterrcnn_resnet50_fpn", "FasterRCNN_ResNet50_FPN_Weights"),
+    ("fasterrcnn", "mobilenet_v3_large_fpn"): ("fasterrcnn_mobilenet_v3_large_fpn",
+                                               "FasterRCNN_MobileNet_V3_Large_FPN_Weights"),
+    ("maskrcnn", "resnet50_fpn"): ("maskrcnn_resnet50_fpn", "MaskRCNN_ResNet50_FPN_Weights"),
+}
+
+
+def _weights_name(value, enum_name: str):
+    """True/"DEFAULT" → "<Enum>.DEFAULT"; a member name such as "IMAGENET1K_V2" → "<Enum>.IMAGENET1K_V2"."""
+    if value in (None, False, "", "none", "None"):
+        return None
+    if value is True:
+        value = "DEFAULT"
+    if isinstance(value, str) and "." not in value:
+        value = f"{enum_name}.{value}"
+    return value
+
+
+def _swap_heads(model: nn.Module, num_classes: int) -> None:
+    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+    from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
+
+    in_features = model.roi_heads.box_predictor.cls_score.in_features
+    model.roi_heads.box_predictor = FastRCNNPredictor(in_features, num_classes)
+    if getattr(model.roi_heads, "mask_predictor", None) is not None:
+        in_channels = model.roi_heads.mask_predictor.conv5_mask.in_channels
+        model.roi_heads.mask_predictor = MaskRCNNPredictor(in_channels, 256, num_classes)
+
+
+def build_detector(family: str, backbone: str, num_classes: int, pretrained=None, *,
+                   pretrained_backbone=None, min_size: int = 800, max_size: int = 1333,
+                   trainable_backbone_layers: int | None = None, **kwargs) -> nn.Module:
+    """A torchvision ``FasterRCNN`` / ``MaskRCNN`` (train mode, on CPU).
+
+    ``kwargs`` go to the torchvision model (e.g. ``box_detections_per_img``, ``box_score_thresh``).
+    """
+    import torchvision.models.detection as tvd
+    from torchvision.models.detection.backbone_utils import mobilenet_backbone, resnet_fpn_backbone
+    from torchvision.ops import misc as misc_ops
+
+    if family not in FAMILIES:
+        raise ValueError(f"unknown detector family {family!r}; choose one of {FAMILIES}")
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {backbone!r}; choose one of {sorted(BACKBONES)}")
+    if num_classes < 2:
+        raise ValueError(f"num_classes counts the background and must be ≥ 2, got {num_classes}")
+    kwargs = {"min_size": min_size, "max_size": max_size, **kwargs}
+
+    if pretrained not in (None, False, "", "none", "None"):
+        if (family, backbone) not in COCO_DETECTORS:
+            raise ValueError(
+                f"torchvision has no COCO-pretrained {family} with backbone {backbone}; available: "
+                f"{sorted(COCO_DETECTORS)}. Use pretrained_backbone= for ImageNet backbone weights."
+            )
+        builder, enum_name = COCO_DETECTORS[(family, backbone)]
+        weights = torchvision_weights(_weights_name(pretrained, enum_name))
+        model = getattr(tvd, builder)(weights=weights, weights_backbone=None,
+                                      trainable_backbone_layers=trainable_backbone_layers, **kwargs)
+        _swap_heads(model, num_classes)
+        return model
+
+    arch, enum_name, kind = BACKBONES[backbone]
+    weights_backbone = torchvision_weights(_weights_name(pretrained_backbone, enum_name))
+    is_trained = weights_backbone is not None
+    # from scratch every layer trains and BatchNorm learns; with ImageNet weights BN is frozen
+    norm_layer = misc_ops.FrozenBatchNorm2d if is_trained else nn.BatchNorm2d
+    if kind == "resnet":
+        layers = trainable_backbone_layers if trainable_backbone_layers is not None else (3 if is_trained else 5)
+        body = resnet_fpn_backbone(backbone_name=arch, weights=weights_backbone, norm_layer=norm_layer,
+                                   trainable_layers=layers)
+        anchor = None
+    else:
+        layers = trainable_backbone_layers if trainable_backbone_layers is not None else (3 if is_trained else 6)
+        body = mobilenet_backbone(backbone_name=arch, weights=weights_backbone, fpn=True,
+                                  trainable_layers=layers, norm_layer=norm_layer)
+        from torchvision.models.detection.anchor_utils import AnchorGenerator
+
+        sizes = ((32, 64, 128, 256, 512),) * 3
+        anchor = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
+    cls = tvd.MaskRCNN if family == "maskrcnn" else tvd.FasterRCNN
+    if anchor is not None:
+        kwargs.setdefault("rpn_anchor_generator", anchor)
+    return cls(body, num_classes=num_classes, **kwargs)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def builder_spec(family, backbone, num_classes, min_size, max_size, **kwargs) -> dict:
+    """What :func:`build_detector` needs to rebuild a model from a checkpoint (no pretrained download)."""
+    return {"family": family, "backbone": backbone, "num_classes": int(num_classes),
+            "min_size": int(min_size), "max_size": int(max_size), **kwargs}
+
+
+def rebuild(spec: dict) -> nn.Module:
+    spec = dict(spec)
+    return build_detector(spec.pop("family"), spec.pop("backbone"), spec.pop("num_classes"), None, **spec)
+
+
+__all__ = ["FAMILIES", "BACKBONES", "COCO_DETECTORS", "build_detector", "count_parameters",
+           "builder_spec", "rebuild", "partial", "torch"]

@@ -1,0 +1,76 @@
+"""Predictors for trained detectors and ``load_detector`` (a run folder or a checkpoint → predictor)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from clothingrec.detect.models import rebuild
+from clothingrec.detect.types import Detections
+from clothingrec.device import resolve_device
+from clothingrec.evaluate.results import EXPORT_SCORE_THRESHOLD
+
+
+class TorchvisionPredictor:
+    """The common predictor interface over a torchvision Faster / Mask R-CNN."""
+
+    def __init__(self, model, label_to_coco: dict[int, int], category_names: dict[int, str], *,
+                 device="auto", score_threshold: float = EXPORT_SCORE_THRESHOLD, mask_threshold: float = 0.5):
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.label_to_coco = {int(k): int(v) for k, v in label_to_coco.items()}
+        self.category_names = {int(k): v for k, v in category_names.items()}
+        self.score_threshold = score_threshold
+        self.mask_threshold = mask_threshold
+        self.with_masks = getattr(model.roi_heads, "mask_predictor", None) is not None
+        self.family = "maskrcnn" if self.with_masks else "fasterrcnn"
+
+    @torch.no_grad()
+    def predict(self, image: np.ndarray) -> Detections:
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected an RGB image (H, W, 3), got shape {image.shape}")
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+        out = self.model([tensor.to(self.device)])[0]
+        keep = out["scores"] >= self.score_threshold
+        labels = [self.label_to_coco[int(v)] for v in out["labels"][keep].cpu()]
+        masks = None
+        if self.with_masks:
+            masks = (out["masks"][keep][:, 0] > self.mask_threshold).cpu().numpy()
+        return Detections(out["boxes"][keep].cpu().numpy(), np.array(labels, dtype=np.int64),
+                          out["scores"][keep].cpu().numpy(), masks)
+
+
+def _find_checkpoint(path: Path) -> Path:
+    if path.is_file():
+        return path
+    candidates = [path / "checkpoints" / "best.pt", path / "checkpoints" / "last.pt",
+                  path / "weights" / "best.pt", path / "weights" / "last.pt"]
+    candidates += sorted(path.glob("*/weights/best.pt")) + sorted(path.glob("*/weights/last.pt"))
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise FileNotFoundError(f"no detector checkpoint under {path} (looked for {[str(c) for c in candidates[:4]]})")
+
+
+def load_detector(run_dir_or_checkpoint, *, device="auto", score_threshold: float = EXPORT_SCORE_THRESHOLD,
+                  imgsz: int | None = None):
+    """A predictor from a training run folder (03/04/05 notebooks' output dirs) or a checkpoint file.
+
+    torchvision checkpoints (ours: ``checkpoints/best.pt`` / ``last.pt``) are rebuilt from their stored
+    spec; ultralytics ``weights/best.pt`` become a :class:`~clothingrec.detect.yolo.YoloPredictor`.
+    """
+    path = _find_checkpoint(Path(run_dir_or_checkpoint))
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if isinstance(state, dict) and "spec" in state and "model" in state:
+        model = rebuild(state["spec"])
+        model.load_state_dict(state["model"])
+        names = {int(c["id"]): c["name"] for c in state["categories"]}
+        return TorchvisionPredictor(model, state["label_to_coco"], names, device=device,
+                                    score_threshold=score_threshold)
+    if isinstance(state, dict) and ("train_args" in state or "model" in state):
+        from clothingrec.detect.yolo import YoloPredictor
+
+        size = imgsz or int((state.get("train_args") or {}).get("imgsz", 640))
+        return YoloPredictor(path, imgsz=size, device=device, conf=score_threshold)
+    raise ValueError(f"{path} is neither a clothingrec torchvision checkpoint nor an ultralytics one")

@@ -1,0 +1,23 @@
+"""Fast inference: ONNX Runtime (fp32 / int8) serving paths chosen by measurement, agreeing with eager.
+
+- :func:`serving_classifier` (weights path or ``LoadedClassifier``) → :class:`ServingClassifier`
+  (a ``LoadedClassifier`` whose ``model`` is the fastest backend that agrees; ``.backend``,
+  ``.agreement``, ``.latency``, ``.candidates``; ``.predict(images)``, ``.classify(image, boxes)``).
+- :func:`fastest_predictor` (an eager detector predictor, validation images) → a predictor of the same
+  class with ``.serving`` / ``.serving_backend`` (torchvision R-CNN hybrid in ORT, or YOLO in ORT).
+- :mod:`~clothingrec.serve.agreement` — the agreement criteria and their tolerances.
+- :func:`seeded_classifier`, :func:`seeded_detector`, :func:`seeded_yolo` — untrained stand-ins with
+  BatchNorm statistics re-estimated on real images (for tests and benchmarks without trained weights).
+"""
+from clothingrec.serve.agreement import classifier_agreement, detector_agreement, match_detections
+from clothingrec.serve.classifier import ServingClassifier, serving_classifier, split_tensor
+from clothingrec.serve.detector import fastest_predictor, hybrid_rcnn
+from clothingrec.serve.models import (recalibrate_batchnorm, seeded_classifier, seeded_detector, seeded_yolo,
+                                      validation_images)
+from clothingrec.serve.onnx import OrtModule, cpu_flags, export_onnx, ort_session
+from clothingrec.serve.timing import compare_latency
+
+__all__ = ["classifier_agreement", "detector_agreement", "match_detections", "ServingClassifier",
+           "serving_classifier", "split_tensor", "fastest_predictor", "hybrid_rcnn", "recalibrate_batchnorm",
+           "seeded_classifier", "seeded_detector", "seeded_yolo", "validation_images", "OrtModule", "cpu_flags",
+           "export_onnx", "ort_session", "compare_latency"]

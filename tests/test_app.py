@@ -1,0 +1,390 @@
+"""The web demo through Flask's test client and through waitress on loopback.
+
+Models are untrained (seeded) networks of the project's architectures at small input sizes: the
+tests check the plumbing (decoding, limits, coordinates, concurrency), not detection quality.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import threading
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clothingrec.paths import PROJECT_ROOT
+
+if str(PROJECT_ROOT) not in sys.path:  # `app` lives at the project root, beside lib/
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+from app.config import MODES  # noqa: E402
+from app.imaging import DEFAULT_MAX_PIXELS, InputError, decode_image  # noqa: E402
+from app.models import CLASSIFIER_CLASSES, UNTRAINED  # noqa: E402
+from app.server import create_app  # noqa: E402
+from app.testing import ccp_photo, shared_service, smoke_config  # noqa: E402
+from app.wsgi import BackgroundServer  # noqa: E402
+
+BODY_LIMIT = 2 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def service():
+    return shared_service()
+
+
+@pytest.fixture(scope="module")
+def client(service):
+    return create_app(smoke_config(max_content_length=BODY_LIMIT), service=service).test_client()
+
+
+@pytest.fixture(scope="module")
+def photo_bytes():
+    return ccp_photo(1).read_bytes()
+
+
+def _png(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _jpeg(image: Image.Image, **kw) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", quality=90, **kw)
+    return buf.getvalue()
+
+
+def _post(client, data: bytes | None, *, field="image", filename="upload.jpg", **form):
+    body = dict(form)
+    if data is not None:
+        body[field] = (io.BytesIO(data), filename)
+    return client.post("/api/predict", data=body, content_type="multipart/form-data")
+
+
+def _assert_healthy(client):
+    r = client.get("/healthz")
+    assert r.status_code == 200
+    assert r.get_json()["status"] == "ok"
+
+
+# ----------------------------------------------------------------------------- happy paths
+@pytest.mark.parametrize("mode", MODES)
+def test_predict_on_real_ccp_photo(client, photo_bytes, mode):
+    r = _post(client, photo_bytes, filename="0001.jpg", mode=mode, overlay="1", masks="1")
+    assert r.status_code == 200, r.get_data(as_text=True)
+    out = r.get_json()
+    assert out["mode_requested"] == mode
+    assert out["mode_used"] in MODES and isinstance(out["fallback"], bool)
+    assert out["image"]["width"] == 550 and out["image"]["height"] == 832 and out["image"]["format"] == "JPEG"
+    assert out["weights"] == UNTRAINED
+    assert all(m["weights"] == UNTRAINED for m in out["models"].values())
+    assert out["num_detections"] == len(out["detections"]) > 0
+    for det in out["detections"]:
+        x1, y1, x2, y2 = det["box"]
+        assert 0 <= x1 <= x2 <= 550 and 0 <= y1 <= y2 <= 832
+        assert det["score"] >= out["score_threshold"]
+        assert det["classifier"]["label"] in CLASSIFIER_CLASSES
+        assert 0.0 <= det["classifier"]["score"] <= 1.0
+        assert det["mask_rle"]["size"] == [832, 550]
+    assert out["mask_overlay_png"].startswith("data:image/png;base64,")
+    timings = out["timings_ms"]
+    for key in ("decode", "queue_wait", "classify", "pipeline_total", "total"):
+        assert timings[key] >= 0
+    if mode == "two-stage":  # the smoke person threshold is 0: the untrained detector always finds someone
+        assert out["mode_used"] == "two-stage" and not out["fallback"]
+        assert out["persons"] and timings["pipeline_person"] > 0
+        crops = [p["crop"] for p in out["persons"]]
+        for det in out["detections"]:  # garments were found inside a person crop, mapped back to the image
+            x1, y1, x2, y2 = det["box"]
+            assert any(c[0] <= x1 and c[1] <= y1 and x2 <= c[2] and y2 <= c[3] for c in crops)
+    else:
+        assert out["mode_used"] == "direct" and out["persons"] == []
+    json.dumps(out)  # JSON-clean
+
+
+def test_two_stage_falls_back_when_no_person(service, client, photo_bytes):
+    engine = service._pool.get()
+    try:
+        saved = engine.pipeline.person_score_threshold
+        engine.pipeline.person_score_threshold = 1.0  # nobody scores ≥ 1.0
+        service._pool.put(engine)
+        out = _post(client, photo_bytes, mode="two-stage").get_json()
+    finally:
+        engine = service._pool.get()
+        engine.pipeline.person_score_threshold = saved
+        service._pool.put(engine)
+    assert out["mode_requested"] == "two-stage" and out["mode_used"] == "direct"
+    assert out["fallback"] is True and "no person" in out["fallback_reason"]
+    assert out["persons"] == [] and out["num_detections"] > 0  # garments still returned
+
+
+def test_page_and_info(client):
+    page = client.get("/")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "untrained (smoke)" in html and 'id="detections"' in html and 'name="image"' in html
+    info = client.get("/api/info").get_json()
+    assert info["weights"] == UNTRAINED and set(info["models"]) == {"person_detector", "clothing_detector",
+                                                                   "classifier"}
+
+
+def test_no_debug_and_no_fixed_secret(service):
+    a = create_app(smoke_config(), service=service)
+    b = create_app(smoke_config(), service=service)
+    assert not a.debug and not a.testing
+    assert a.secret_key and a.secret_key != b.secret_key
+
+
+# ----------------------------------------------------------------------------- bad inputs
+def _big_png() -> bytes:
+    # 50 megapixels (7072 x 7072), all one grey: a small file that would decode to 150 MB of RGB
+    return _png(Image.new("L", (7072, 7072), 128))
+
+
+BAD_INPUTS = {
+    "non-image bytes": (lambda photo: b"%PDF-1.4 definitely not an image\n" * 20, {}, 415, "not_an_image"),
+    "truncated jpeg": (lambda photo: photo[: len(photo) // 2], {}, 400, "corrupt_image"),
+    "zero-byte file": (lambda photo: b"", {}, 400, "empty_file"),
+    "50-megapixel png": (lambda photo: _big_png(), {"filename": "big.png"}, 413, "too_many_pixels"),
+    "wrong field name": (lambda photo: photo, {"field": "file"}, 400, "missing_file"),
+    "oversized body": (lambda photo: photo + b"\0" * (BODY_LIMIT + 1), {}, 413, "body_too_large"),
+    "gif (not whitelisted)": (lambda photo: _gif(), {"filename": "a.gif"}, 415, "unsupported_format"),
+    "unknown mode": (lambda photo: photo, {"mode": "three-stage"}, 400, "bad_mode"),
+    "bad threshold": (lambda photo: photo, {"score_threshold": "high"}, 400, "bad_score_threshold"),
+}
+
+
+def _gif() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), (255, 0, 0)).save(buf, format="GIF")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_gives_json_4xx_and_server_keeps_serving(client, photo_bytes, case):
+    make, kw, status, code = BAD_INPUTS[case]
+    kw = dict(kw)
+    r = _post(client, make(photo_bytes), field=kw.pop("field", "image"), filename=kw.pop("filename", "x.jpg"),
+              **kw)
+    assert r.status_code == status, r.get_data(as_text=True)
+    err = r.get_json()["error"]
+    assert err["status"] == status and err["code"] == code and err["message"]
+    _assert_healthy(client)
+
+
+def test_missing_field_message_names_the_field(client, photo_bytes):
+    err = _post(client, photo_bytes, field="file").get_json()["error"]
+    assert "'image'" in err["message"] and "file" in err["message"]
+
+
+def test_unknown_route_and_method_are_json(client):
+    assert client.get("/nope").get_json()["error"]["status"] == 404
+    assert client.get("/api/predict").get_json()["error"]["status"] == 405
+
+
+# ----------------------------------------------------------------------------- decoding
+def _halves(size=(40, 20)) -> Image.Image:
+    """Left half red, right half blue."""
+    arr = np.zeros((size[1], size[0], 3), np.uint8)
+    arr[:, : size[0] // 2] = (255, 0, 0)
+    arr[:, size[0] // 2:] = (0, 0, 255)
+    return Image.fromarray(arr)
+
+
+def test_exif_orientation_is_applied():
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored image must be rotated 90° clockwise for display
+    decoded = decode_image(_jpeg(_halves(), exif=exif.tobytes()), filename="rot.jpg")
+    assert decoded.exif_orientation == 6 and (decoded.width, decoded.height) == (20, 40)
+    top, bottom = decoded.rgb[5, 10].astype(int), decoded.rgb[35, 10].astype(int)
+    assert top[0] > 200 and top[2] < 60  # the left (red) half is now on top
+    assert bottom[2] > 200 and bottom[0] < 60
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGBA", "P", "CMYK", "I;16", "1"])
+def test_colour_modes_become_rgb(mode):
+    base = _halves()
+    if mode == "CMYK":
+        data, fmt = _jpeg(base.convert("CMYK")), "JPEG"
+    elif mode == "I;16":
+        grey = (np.asarray(base.convert("L"), dtype=np.uint16) * 200)
+        data, fmt = _png(Image.fromarray(grey.astype("<u2"))), "PNG"
+    else:
+        data, fmt = _png(base.convert(mode)), "PNG"
+    decoded = decode_image(data)
+    assert decoded.rgb.shape == (20, 40, 3) and decoded.rgb.dtype == np.uint8 and decoded.format == fmt
+    assert decoded.original_mode.startswith(mode.split(";")[0])
+
+
+def test_transparent_pixels_are_flattened_on_white():
+    rgba = Image.new("RGBA", (8, 8), (255, 0, 0, 0))
+    decoded = decode_image(_png(rgba))
+    assert (decoded.rgb == 255).all()
+
+
+def test_pixel_cap_checked_before_decoding():
+    with pytest.raises(InputError) as info:
+        decode_image(_png(Image.new("1", (8000, 6000))), filename="bomb.png")
+    assert info.value.status == 413 and "bomb.png" in info.value.message
+    assert "48.0 megapixels" in info.value.message and DEFAULT_MAX_PIXELS == 40_000_000
+
+
+# ----------------------------------------------------------------------------- under waitress
+@pytest.fixture(scope="module")
+def server(service):
+    config = smoke_config(max_content_length=BODY_LIMIT)
+    with BackgroundServer(create_app(config, service=service), config) as srv:
+        yield srv
+
+
+def _http_post(url: str, data: bytes, *, field="image", filename="x.jpg", fields=None, timeout=120):
+    boundary = uuid.uuid4().hex
+    parts = []
+    for key, value in (fields or {}).items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode())
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
+                 f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    req = urllib.request.Request(url + "/api/predict", data=b"".join(parts), method="POST",
+                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def _http_health(url: str) -> int:
+    with urllib.request.urlopen(url + "/healthz", timeout=30) as resp:
+        return resp.status
+
+
+def test_waitress_bad_inputs_then_healthy(server, photo_bytes):
+    assert _http_post(server.url, b"")[0] == 400
+    assert _http_post(server.url, b"\x89PNG\r\n\x1a\n garbage")[0] == 415
+    status, body = _http_post(server.url, photo_bytes + b"\0" * (BODY_LIMIT + 10))
+    assert status == 413 and body["error"]["code"] == "body_too_large"
+    assert _http_health(server.url) == 200
+
+
+def test_concurrent_clients_get_their_own_answers(server):
+    """8 clients at once, two different images: every answer equals the sequential answer for its image
+    (the models are deterministic in eval mode, so any unsafe sharing would show up as a mismatch)."""
+    images = {}
+    for n in (1, 2):
+        im = Image.open(ccp_photo(n)).convert("RGB")
+        images[n] = _jpeg(im.resize((im.width // 3, im.height // 3)))
+    reference = {n: _http_post(server.url, data, fields={"mode": "direct"}) for n, data in images.items()}
+    assert all(status == 200 for status, _ in reference.values())
+    assert reference[1][1]["detections"] != reference[2][1]["detections"]
+    results, errors = [], []
+
+    def client(i):
+        n = 1 + i % 2
+        try:
+            results.append((n, _http_post(server.url, images[n], fields={"mode": "direct"})))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors and len(results) == 8
+    for n, (status, body) in results:
+        assert status == 200
+        assert body["detections"] == reference[n][1]["detections"]
+    assert _http_health(server.url) == 200
+
+
+def test_large_upload_writes_nothing_outside_temp(client, tmp_path):
+    """A > 500 KB upload is spooled by werkzeug to a temporary file; nothing appears in the project."""
+    from clothingrec.paths import PROJECT_ROOT as root
+
+    watched = [root, root / "app", root / "app" / "static", root / "app" / "templates", Path.cwd()]
+    before = {d: sorted(os.listdir(d)) for d in watched}
+    rng = np.random.default_rng(0)
+    noisy = Image.fromarray(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8))
+    data = _png(noisy)
+    assert len(data) > 500 * 1024
+    r = _post(client, data, filename="noise.png", mode="direct")
+    assert r.status_code == 200 and r.get_json()["image"]["format"] == "PNG"
+    assert {d: sorted(os.listdir(d)) for d in watched} == before
+
+
+# ----------------------------------------------------------------------------- configuration
+def test_config_from_env_and_cli():
+    from app.__main__ import parse_args
+    from app.config import AppConfig
+
+    env = {"CLOTHINGREC_APP_PORT": "9123", "CLOTHINGREC_APP_MARGIN": "0.2", "CLOTHINGREC_APP_WARMUP": "false",
+           "CLOTHINGREC_APP_CLASSIFIER": "runs/x.pt"}
+    cfg = AppConfig.from_env(env)
+    assert (cfg.port, cfg.margin, cfg.warmup, cfg.classifier, cfg.host) == (9123, 0.2, False, "runs/x.pt",
+                                                                            "127.0.0.1")
+    with pytest.raises(ValueError, match="CLOTHINGREC_APP_PORT"):
+        AppConfig.from_env({"CLOTHINGREC_APP_PORT": "eighty"})
+    with pytest.raises(ValueError, match="default_mode"):
+        AppConfig(default_mode="three-stage")
+    cli = parse_args(["--port", "0", "--clothing-detector", "untrained", "--replicas", "2", "--default-mode",
+                      "direct"])
+    assert (cli.port, cli.clothing_detector, cli.replicas, cli.default_mode) == (0, "untrained", 2, "direct")
+
+
+def test_missing_weights_path_is_a_clear_error():
+    from app.models import ModelLoadError, load_crop_classifier
+
+    with pytest.raises(ModelLoadError, match="classifier: .*nope.pt does not exist"):
+        load_crop_classifier("runs/nope.pt", untrained_name="mobilenet_v3_small", size=64, seed=0, device="cpu")
+
+
+def test_trained_weights_load_through_the_library(tmp_path):
+    """A checkpoint in the detection loop's format and an exported classifier load as "trained"."""
+    import torch
+
+    from app.models import load_crop_classifier, load_detector_predictor
+    from clothingrec.classify import build_classifier, export_weights
+    from clothingrec.detect.models import build_detector, builder_spec
+
+    spec = builder_spec("fasterrcnn", "mobilenet_v3_large_fpn", 3, 128, 256)
+    torch.manual_seed(0)
+    model = build_detector("fasterrcnn", "mobilenet_v3_large_fpn", 3, min_size=128, max_size=256)
+    ckpt = tmp_path / "run" / "checkpoints" / "best.pt"
+    ckpt.parent.mkdir(parents=True)
+    torch.save({"spec": spec, "model": model.state_dict(), "label_to_coco": {1: 1, 2: 2},
+                "categories": [{"id": 1, "name": "top"}, {"id": 2, "name": "skirt"}]}, ckpt)
+    predictor, info = load_detector_predictor(
+        "clothing_detector", str(tmp_path / "run"), untrained_family="maskrcnn",
+        untrained_backbone="mobilenet_v3_large_fpn", categories=["x"], min_size=128, seed=0, device="cpu",
+        detections_per_img=5, auto_glob="none-*")
+    assert info.trained and info.source == str(tmp_path / "run") and info.categories == ["top", "skirt"]
+    assert predictor.predict(np.zeros((64, 48, 3), np.uint8)).boxes_xyxy.shape[1] == 4
+
+    weights = export_weights(build_classifier("mobilenet_v3_small", 10), tmp_path / "mobilenet_v3_small.pt",
+                             arch="mobilenet_v3_small", classes=CLASSIFIER_CLASSES, imgsz=64, resize_size=72)
+    clf, cinfo = load_crop_classifier(str(weights), untrained_name="mobilenet_v3_small", size=128, seed=0,
+                                      device="cpu")
+    assert cinfo.trained and clf.size == 64 and clf.class_names == list(CLASSIFIER_CLASSES)
+    labels = clf.classify(np.zeros((50, 40, 3), np.uint8), np.array([[5, 5, 30, 45], [0, 0, 40, 50]]))
+    assert len(labels) == 2 and all(name in CLASSIFIER_CLASSES and 0 <= p <= 1 for name, p in labels)
+
+
+def test_busy_models_give_503_then_recover(service, client, photo_bytes):
+    engine = service._pool.get()  # every copy taken
+    saved = service.config.queue_timeout_s
+    service.config.queue_timeout_s = 0.2
+    try:
+        r = _post(client, photo_bytes, mode="direct")
+    finally:
+        service.config.queue_timeout_s = saved
+        service._pool.put(engine)
+    assert r.status_code == 503 and r.headers["Retry-After"] and r.get_json()["error"]["code"] == "busy"
+    _assert_healthy(client)

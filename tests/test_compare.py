@@ -1,0 +1,177 @@
+"""The comparison table is built from results files (fixtures here), never from hand-typed numbers."""
+import json
+import math
+
+import pytest
+
+from clothingrec import compare
+from clothingrec.reference import references
+
+
+def _write(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data) if not isinstance(data, str) else data, encoding="utf-8")
+    return path
+
+
+def _classifier(name, model, acc, f1, **kw):
+    return {"kind": "classifier", "name": name, "model": model, "dataset": "clothing-dataset-small",
+            "split": "test", "accuracy": acc, "macro_f1": f1, "weighted_f1": f1, "per_class": {},
+            "imgsz": 224, "params": 1, "provenance": kw.pop("provenance", {}), **kw}
+
+
+def _detector(name, family, model, ap, ap50, segm=None):
+    return {"kind": "detector", "name": name, "family": family, "model": model, "dataset": "deepfashion2-synth",
+            "split": "val", "bbox_AP": ap, "bbox_AP50": ap50, "segm_AP": segm, "segm_AP50": segm,
+            "imgsz": 320, "params": 1, "provenance": {}}
+
+
+def _analysis_record(name, macs, params, p50, size=224):
+    return {"name": name, "macs": macs, "flops": 2 * macs, "params": params, "input_size": [size, size],
+            "latency": {"batch1_p50_ms": p50, "batch1_p95_ms": p50 * 1.2, "images_per_s": 1000 / p50},
+            "threads": 2, "device": "cpu"}
+
+
+@pytest.fixture()
+def tree(tmp_path):
+    results = tmp_path / "runs" / "results"
+    runs = tmp_path / "runs"
+    _write(results / "mnv3" / "metrics.json", _classifier("mnv3-real", "mobilenet_v3_small", 0.70, 0.65))
+    _write(results / "r50" / "metrics.json", _classifier("r50-real", "resnet50", 0.74, 0.69))
+    _write(results / "yolo" / "metrics.json", _detector("yolo-real", "yolo", "yolov8n.yaml", 0.20, 0.41))
+    _write(results / "mask" / "metrics.json",
+           _detector("mask-real", "maskrcnn", "resnet50_fpn", 0.15, 0.33, segm=0.12))
+    # a smoke run beside them, and broken files that must be skipped with a reason
+    smoke = runs / "09_train_classifier" / "20260101-000000"
+    _write(smoke / "metrics.json", _classifier("mnv3-smoke", "mobilenet_v3_small", 0.20, 0.10))
+    (runs / "09_train_classifier" / "latest").symlink_to(smoke.name)
+    _write(results / "broken" / "metrics.json", "{not json")
+    _write(results / "nofield" / "metrics.json", {"kind": "classifier", "name": "x", "model": "resnet50",
+                                                   "macro_f1": 0.5})
+    _write(results / "percent" / "metrics.json", _classifier("p", "resnet50", 74.0, 0.69))
+    analysis = {"schema": 1, "models": {
+        "mobilenet_v3_small": _analysis_record("mobilenet_v3_small", 55.5e6, 1.53e6, 5.0),
+        "resnet50": _analysis_record("resnet50", 4.09e9, 23.5e6, 60.0),
+        "yolov8n": _analysis_record("yolov8n", 4.1e9, 3.0e6, 80.0, 640),
+        "maskrcnn_resnet50_fpn": _analysis_record("maskrcnn_resnet50_fpn", 130e9, 44e6, 3000.0, 512),
+    }}
+    _write(tmp_path / "runs" / "results" / "analysis" / "analysis.json", analysis)
+    return tmp_path
+
+
+def test_collect_skips_bad_files_with_reasons(tree):
+    col = compare.collect_results(tree / "runs" / "results", tree / "runs")
+    names = sorted(r.data["name"] for r in col.results)
+    assert names == ["mask-real", "mnv3-real", "mnv3-smoke", "r50-real", "yolo-real"]
+    assert {r.source for r in col.results if r.data["name"].endswith("real")} == {"committed"}
+    assert [r.source for r in col.results if r.data["name"] == "mnv3-smoke"] == ["smoke"]
+    joined = "\n".join(col.skipped)
+    assert "broken/metrics.json: cannot read JSON" in joined
+    assert "nofield/metrics.json: field 'accuracy' missing" in joined
+    assert "percent/metrics.json: field 'accuracy' = 74.0 is outside [0, 1]" in joined
+
+
+def test_classifier_table_joins_analysis_and_adds_reference_rows(tree):
+    col = compare.collect_results(tree / "runs" / "results", tree / "runs")
+    analysis = compare.load_analysis_models(compare.find_analysis(tree / "runs" / "results", tree / "runs"))
+    table = compare.classifier_table(col, analysis)
+    real = table[table["run"] == "mnv3-real"].iloc[0]
+    assert real["source"] == "committed"
+    assert real["accuracy (%)"] == pytest.approx(70.0) and real["macro-F1 (%)"] == pytest.approx(65.0)
+    assert real["GMACs"] == pytest.approx(0.0555) and real["GFLOPs"] == pytest.approx(0.111)
+    assert real["params (M)"] == pytest.approx(1.53) and real["latency p50 (ms)"] == pytest.approx(5.0)
+    refs = table[table["source"] == "reference"]
+    assert list(refs["model"]) == ["mobilenet_v3_small", "resnet50"]
+    published = {r.model: r.metrics for r in references("classifier")}
+    assert refs.iloc[0]["accuracy (%)"] == pytest.approx(100 * published["mobilenet_v3_small"]["accuracy"])
+    assert refs.iloc[1]["macro-F1 (%)"] == pytest.approx(100 * published["resnet50"]["macro_f1"])
+    assert all("published" in n and "computed here" in n for n in refs["note"])
+    # committed first, smoke next, reference last
+    assert list(table["source"]) == ["committed", "committed", "smoke", "reference", "reference"]
+
+
+def test_detector_table_matches_family_and_model_names(tree):
+    col = compare.collect_results(tree / "runs" / "results", tree / "runs")
+    analysis = compare.load_analysis_models(tree / "runs" / "results" / "analysis" / "analysis.json")
+    table = compare.detector_table(col, analysis)
+    yolo = table[table["run"] == "yolo-real"].iloc[0]
+    assert yolo["GFLOPs"] == pytest.approx(8.2)            # "yolov8n.yaml" joined to "yolov8n"
+    mask = table[table["run"] == "mask-real"].iloc[0]
+    assert mask["GFLOPs"] == pytest.approx(260.0)          # family + backbone → maskrcnn_resnet50_fpn
+    assert mask["segm AP"] == pytest.approx(0.12)
+    ref = table[table["source"] == "reference"].iloc[0]
+    assert ref["bbox AP"] == pytest.approx(0.799) and "other task" in ref["note"]
+    assert math.isnan(table[table["run"] == "yolo-real"].iloc[0]["segm AP"])
+
+
+def test_verdict_is_computed_from_the_table(tree):
+    col = compare.collect_results(tree / "runs" / "results", tree / "runs")
+    analysis = compare.load_analysis_models(compare.find_analysis(tree / "runs" / "results", tree / "runs"))
+    cls, det = compare.classifier_table(col, analysis), compare.detector_table(col, analysis)
+    lines = compare.verdict(cls, det)
+    text = "\n".join(lines)
+    assert "best accuracy 74.0% by resnet50" in text
+    assert "resnet50 costs 73.7× the FLOPs and 12.0× the latency of mobilenet_v3_small for +4.0% accuracy" in text
+    assert "Pareto front (fewer FLOPs, higher accuracy): mobilenet_v3_small, resnet50" in text
+    assert "best bbox AP 0.200 by yolov8n.yaml" in text
+    assert "+14.4% versus ours" in text                   # published resnet50 88.44 vs our 74.0
+
+
+def test_smoke_only_verdict_says_so(tmp_path):
+    runs = tmp_path / "runs"
+    run = runs / "09_train_classifier" / "a"
+    _write(run / "metrics.json", _classifier("s", "resnet50", 0.3, 0.2))
+    (runs / "09_train_classifier" / "latest").symlink_to("a")
+    col = compare.collect_results(runs / "results", runs)
+    cls = compare.classifier_table(col, {})
+    lines = compare.verdict(cls, compare.detector_table(col, {}))
+    assert "smoke runs only" in lines[0]
+    assert lines[-1].startswith("detectors: only reference rows")
+    assert cls.iloc[0]["note"] == "no analysis record for this model"
+
+
+def test_duplicate_of_committed_run_is_not_listed_twice(tree):
+    runs = tree / "runs"
+    full = runs / "10_evaluate_classifier" / "b"
+    _write(full / "metrics.json", _classifier("r50-real", "resnet50", 0.74, 0.69, provenance={"profile": "full"}))
+    (runs / "10_evaluate_classifier" / "latest").symlink_to("b")
+    col = compare.collect_results(runs / "results", runs)
+    assert sum(r.data["name"] == "r50-real" for r in col.results) == 1
+
+
+def test_bad_analysis_file_is_reported(tmp_path):
+    skipped = []
+    p = _write(tmp_path / "analysis.json", {"schema": 1})
+    assert compare.load_analysis_models(p, skipped) == {}
+    assert "analysis.json" in skipped[0] and "'models'" in skipped[0]
+
+
+def test_markdown_and_outputs(tree, tmp_path):
+    col = compare.collect_results(tree / "runs" / "results", tree / "runs")
+    analysis = compare.load_analysis_models(compare.find_analysis(tree / "runs" / "results", tree / "runs"))
+    cls, det = compare.classifier_table(col, analysis), compare.detector_table(col, analysis)
+    md = compare.to_markdown(cls, ["model", "source", "accuracy (%)", "GFLOPs"])
+    assert md.splitlines()[0] == "| model | source | accuracy (%) | GFLOPs |"
+    assert "| resnet50 | committed | 74 | 8.18 |" in md
+    summary = compare.write_comparison(tmp_path / "out", cls, det, compare.verdict(cls, det), col, None)
+    assert (tmp_path / "out" / "comparison.md").read_text().startswith("# Model comparison")
+    assert len(summary["skipped"]) == 3
+
+
+def test_model_key_normalisation():
+    assert compare.model_key("weights/yolov8n.yaml") == "yolov8n"
+    assert compare.model_key("YOLOv8n-seg.pt") == "yolov8n_seg"
+
+
+def test_same_architecture_for_two_tasks_joins_by_dataset():
+    analysis = {
+        "fasterrcnn_resnet50_fpn": {**_analysis_record("fasterrcnn_resnet50_fpn", 60e9, 41.3e6, 900.0, 512),
+                                    "dataset": "deepfashion2"},
+        "person fasterrcnn_resnet50_fpn": {**_analysis_record("fasterrcnn_resnet50_fpn", 59e9, 41.0e6, 850.0, 512),
+                                           "dataset": "person"},
+    }
+    person = {**_detector("p", "fasterrcnn", "resnet50_fpn", 0.5, 0.8), "dataset": "PennFudanPed", "imgsz": 512}
+    df2 = {**_detector("d", "fasterrcnn", "fasterrcnn_resnet50_fpn", 0.1, 0.2), "dataset": "deepfashion2-synthetic"}
+    assert compare.match_analysis(person, analysis)["macs"] == 59e9
+    assert compare.match_analysis(df2, analysis)["macs"] == 60e9
+    assert compare.match_analysis({"model": "resnet18"}, analysis) is None

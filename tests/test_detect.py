@@ -1,0 +1,203 @@
+"""torchvision detectors: data reading, augmentation, LR schedule, training lowers the loss, exact resume."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from clothingrec.detect import (
+    LIGHT_HEADS,
+    CocoDetection,
+    TrainConfig,
+    build_detector,
+    hflip,
+    load_detector,
+    lr_lambda_factory,
+    train,
+)
+from clothingrec.detect.data import EpochBatchSampler
+from clothingrec.detect.settings import prepared_dir, resolve_settings
+from clothingrec.weights import PretrainedWeightsUnavailable
+
+SIZE = 64
+
+
+def write_fixture(root, n=6, seed=0, size=SIZE):
+    """n images with one or two solid shapes: red squares (category 1) and blue bars (category 2)."""
+    rng = np.random.default_rng(seed)
+    img_dir = root / "images"
+    img_dir.mkdir(parents=True, exist_ok=True)
+    images, anns = [], []
+    for i in range(1, n + 1):
+        canvas = np.full((size, size, 3), 128, dtype=np.uint8)
+        for k in range(1 + i % 2):
+            cat = 1 + (i + k) % 2
+            w, h = (30, 30) if cat == 1 else (16, 44)
+            x, y = int(rng.integers(0, size - w)), int(rng.integers(0, size - h))
+            canvas[y:y + h, x:x + w] = (220, 30, 30) if cat == 1 else (30, 30, 220)
+            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": cat, "bbox": [x, y, w, h],
+                         "area": w * h, "iscrowd": 0,
+                         "segmentation": [[x, y, x + w, y, x + w, y + h, x, y + h]]})
+        Image.fromarray(canvas).save(img_dir / f"{i:03d}.png")
+        images.append({"id": i, "file_name": f"{i:03d}.png", "width": size, "height": size})
+    coco = {"images": images, "annotations": anns,
+            "categories": [{"id": 1, "name": "square"}, {"id": 2, "name": "bar"}]}
+    path = root / "instances.json"
+    path.write_text(json.dumps(coco))
+    return path, img_dir
+
+
+def tiny_config(**kw):
+    base = dict(family="fasterrcnn", backbone="mobilenet_v3_large_fpn", epochs=1, batch=2, lr=0.01,
+                warmup_iters=2, min_size=SIZE, max_size=SIZE, threads=2, eval_every=0, hflip=0.5,
+                model_kwargs=dict(LIGHT_HEADS), log_every=0)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_dataset_reads_boxes_masks_and_reports_bad_input(tmp_path):
+    path, img_dir = write_fixture(tmp_path)
+    coco = json.loads(path.read_text())
+    coco["images"].append({"id": 50, "file_name": "gone.png", "width": SIZE, "height": SIZE})
+    coco["annotations"].append({"id": 99, "image_id": 1, "category_id": 1, "bbox": [5, 5, 0, 10],
+                                "area": 0, "iscrowd": 0})
+    path.write_text(json.dumps(coco))
+    ds = CocoDetection(path, img_dir, masks=True)
+    assert len(ds) == 6 and ds.num_classes == 3
+    image, target = ds[1]  # image 2: one square
+    assert image.shape == (3, SIZE, SIZE) and 0 <= float(image.min()) and float(image.max()) <= 1
+    assert target["boxes"].shape == (1, 4) and target["masks"].shape == (1, SIZE, SIZE)
+    x1, y1, x2, y2 = target["boxes"][0].tolist()
+    assert target["masks"][0].sum() == pytest.approx((x2 - x1) * (y2 - y1), rel=0.15)
+    report = "\n".join(ds.report)
+    assert "gone.png" in report and "file_name" in report
+    assert "annotation 99" in report and "'bbox'" in report
+
+
+def test_hflip_mirrors_boxes_and_masks():
+    image = torch.zeros(3, 10, 20)
+    image[:, 2:5, 1:4] = 1
+    masks = (image[:1] > 0).to(torch.uint8)
+    target = {"boxes": torch.tensor([[1.0, 2.0, 4.0, 5.0]]), "labels": torch.tensor([1]), "masks": masks}
+    flipped, t = hflip(image, target)
+    assert t["boxes"].tolist() == [[16.0, 2.0, 19.0, 5.0]]
+    ys, xs = torch.nonzero(t["masks"][0], as_tuple=True)
+    assert xs.min() == 16 and xs.max() == 18
+    assert torch.equal(flipped[:, 2:5, 16:19], image[:, 2:5, 1:4])
+
+
+def test_flip_is_deterministic_per_epoch_and_index(tmp_path):
+    path, img_dir = write_fixture(tmp_path)
+    ds = CocoDetection(path, img_dir, hflip=0.5, seed=3)
+    flips = []
+    for epoch in range(4):
+        ds.set_epoch(epoch)
+        flips.append([ds[i][1]["boxes"].tolist() for i in range(len(ds))])
+    ds.set_epoch(2)
+    assert [ds[i][1]["boxes"].tolist() for i in range(len(ds))] == flips[2]
+    assert any(flips[0] != f for f in flips[1:])  # flips change between epochs
+
+
+def test_epoch_batches_skip_and_split_by_rank():
+    full = EpochBatchSampler(10, 3, seed=0, epoch=1)
+    assert sorted(sum(full.batches, [])) == list(range(10)) and len(full) == 4
+    assert EpochBatchSampler(10, 3, seed=0, epoch=1, skip_batches=2).batches == full.batches[2:]
+    assert EpochBatchSampler(10, 3, seed=0, epoch=2).batches != full.batches
+    r0 = EpochBatchSampler(10, 2, seed=0, epoch=0, rank=0, world_size=2)
+    r1 = EpochBatchSampler(10, 2, seed=0, epoch=0, rank=1, world_size=2)
+    assert sorted(sum(r0.batches, []) + sum(r1.batches, [])) == list(range(10))
+
+
+def test_lr_schedule_warms_up_then_decays():
+    cfg = TrainConfig(warmup_iters=10, warmup_factor=0.001, scheduler="cosine")
+    f = lr_lambda_factory(cfg, total_iters=100)
+    values = [f(i) for i in range(100)]
+    assert values[0] == pytest.approx(0.001)
+    assert values[10] == pytest.approx(0.5 * (1 + np.cos(np.pi * 0.1)))
+    assert all(a < b for a, b in zip(values[:10], values[1:11]))
+    assert values[99] < 0.05
+    ms = lr_lambda_factory(TrainConfig(warmup_iters=0, scheduler="multistep", milestones=(0.5,)), 100)
+    assert ms(49) == 1.0 and ms(50) == pytest.approx(0.1)
+
+
+def test_builder_validates_and_pretrained_fails_fast_offline(monkeypatch):
+    with pytest.raises(ValueError, match="family"):
+        build_detector("retinanet", "resnet50_fpn", 3)
+    with pytest.raises(ValueError, match="backbone"):
+        build_detector("fasterrcnn", "vgg16", 3)
+    with pytest.raises(ValueError, match="COCO-pretrained"):
+        build_detector("maskrcnn", "resnet18_fpn", 3, pretrained="DEFAULT")
+    monkeypatch.setenv("CLOTHINGREC_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", "/nonexistent-torch-home")
+    with pytest.raises(PretrainedWeightsUnavailable, match="fasterrcnn_mobilenet_v3_large_fpn"):
+        build_detector("fasterrcnn", "mobilenet_v3_large_fpn", 3, pretrained="DEFAULT")
+    with pytest.raises(PretrainedWeightsUnavailable, match="resnet50"):
+        build_detector("maskrcnn", "resnet50_fpn", 3, pretrained_backbone=True)
+
+
+def test_mask_model_forward_shapes():
+    torch.manual_seed(0)
+    model = build_detector("maskrcnn", "resnet18_fpn", 3, min_size=64, max_size=64, **LIGHT_HEADS).eval()
+    with torch.no_grad():
+        out = model([torch.rand(3, 64, 80)])[0]
+    assert set(out) >= {"boxes", "labels", "scores", "masks"}
+    assert out["masks"].shape[1:] == (1, 64, 80)
+
+
+def test_settings_merge_profile_config_and_overrides(tmp_path):
+    s = resolve_settings("fasterrcnn", "smoke", None, {"epochs": 3, "lr": None})
+    assert s["epochs"] == 3 and s["lr"] == 0.02 and s["dataset"] == "synthetic-df2"
+    user = tmp_path / "u.yaml"
+    user.write_text("batch: 1\n")
+    assert resolve_settings("yolo", "full", user)["batch"] == 1
+    user.write_text("bogus: 1\n")
+    with pytest.raises(ValueError, match="bogus"):
+        resolve_settings("yolo", "full", user)
+    with pytest.raises(ValueError, match="profile"):
+        resolve_settings("yolo", "huge")
+    assert prepared_dir("/data/my df2/", max_images=8).name == "data_my_df2-garments-detect-max8"
+
+
+@pytest.mark.slow
+def test_short_training_lowers_the_loss_and_checkpoint_predicts(tmp_path):
+    path, img_dir = write_fixture(tmp_path, n=4)
+    cfg = tiny_config(epochs=4, lr=0.01, hflip=0.0, eval_every=4, max_eval_images=2, scheduler="constant")
+    res = train(path, img_dir, path, img_dir, tmp_path / "run", cfg, log=None)
+    losses = res.steps["loss"].to_numpy()
+    assert len(losses) == 8
+    assert losses[-2:].mean() < 0.75 * losses[:2].mean(), losses
+    hist = pd.read_csv(tmp_path / "run" / "history.csv")
+    assert list(hist["epoch"]) == [1, 2, 3, 4] and "bbox_AP50" in hist and hist["bbox_AP50"].notna().iloc[-1]
+    steps = pd.read_csv(tmp_path / "run" / "steps.csv")
+    assert steps["lr"].iloc[0] < steps["lr"].iloc[-1]  # warmup stepped per iteration
+    predictor = load_detector(tmp_path / "run", device="cpu")
+    det = predictor.predict(np.asarray(Image.open(img_dir / "001.png").convert("RGB")))
+    assert det.boxes_xyxy.shape[1] == 4 and set(det.labels.tolist()) <= {1, 2}
+    assert predictor.category_names == {1: "square", 2: "bar"}
+
+
+@pytest.mark.slow
+def test_resume_after_interrupted_epoch_continues_from_saved_step(tmp_path):
+    path, img_dir = write_fixture(tmp_path, n=4)  # 2 steps per epoch
+    cfg = tiny_config(epochs=2, checkpoint_every_steps=1)
+    ref = train(path, img_dir, path, img_dir, tmp_path / "ref", cfg, log=None)
+    assert ref.global_step == 4 and not ref.interrupted
+
+    stopped = train(path, img_dir, path, img_dir, tmp_path / "run", tiny_config(epochs=2, max_steps=3), log=None)
+    assert stopped.interrupted and stopped.global_step == 3 and stopped.epoch == 1
+    state = torch.load(stopped.last_checkpoint, weights_only=False)
+    assert (state["epoch"], state["step_in_epoch"], state["global_step"]) == (1, 1, 3)
+
+    resumed = train(path, img_dir, path, img_dir, tmp_path / "run", cfg, resume=True, log=None)
+    assert not resumed.interrupted and resumed.global_step == 4
+    assert list(resumed.steps["step"]) == [1, 2, 3, 4]
+    assert list(resumed.steps["step_in_epoch"]) == [1, 2, 1, 2]
+    # same batches, flips, RNG and schedule: the resumed run ends where the uninterrupted one does
+    assert np.allclose(resumed.steps["lr"], ref.steps["lr"])
+    assert np.allclose(resumed.steps["loss"], ref.steps["loss"], rtol=1e-4, atol=1e-5)
+    a = torch.load(ref.last_checkpoint, weights_only=False)["model"]
+    b = torch.load(resumed.last_checkpoint, weights_only=False)["model"]
+    for key in a:
+        assert torch.allclose(a[key].float(), b[key].float(), rtol=1e-4, atol=1e-5), key

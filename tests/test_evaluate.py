@@ -1,0 +1,161 @@
+"""The one COCO evaluation: perfect predictions score 1, shuffled boxes score ~0, bad input is reported."""
+import json
+
+import numpy as np
+import pytest
+
+from clothingrec.detect.types import Detections
+from clothingrec.evaluate import (
+    coco_evaluate,
+    confusion_matrix,
+    detections_to_results,
+    detector_metrics,
+    evaluate_predictions,
+    ground_truth_as_results,
+    predict_coco,
+    results_table,
+)
+
+
+def _square(x, y, w, h):
+    return [[x, y, x + w, y, x + w, y + h, x, y + h]]
+
+
+def make_gt(n_images=12, seed=0):
+    """A COCO instances dict: 12 images 200x160, 1–3 objects of 3 categories with polygon masks."""
+    rng = np.random.default_rng(seed)
+    images, anns = [], []
+    aid = 1
+    for i in range(1, n_images + 1):
+        images.append({"id": i, "file_name": f"{i:04d}.png", "width": 200, "height": 160})
+        for _ in range(int(rng.integers(1, 4))):
+            w, h = (float(v) for v in rng.integers(30, 70, size=2))
+            x, y = float(rng.integers(0, 200 - w)), float(rng.integers(0, 160 - h))
+            anns.append({"id": aid, "image_id": i, "category_id": int(rng.integers(1, 4)), "bbox": [x, y, w, h],
+                         "area": w * h, "iscrowd": 0, "segmentation": _square(x, y, w, h)})
+            aid += 1
+    cats = [{"id": 1, "name": "top"}, {"id": 2, "name": "trousers"}, {"id": 3, "name": "skirt"}]
+    return {"images": images, "annotations": anns, "categories": cats}
+
+
+def test_ground_truth_as_predictions_scores_one():
+    gt = make_gt()
+    evals = evaluate_predictions(gt, ground_truth_as_results(gt, with_masks=True), segm=True)
+    for iou_type in ("bbox", "segm"):
+        stats = evals[iou_type].stats
+        assert stats["AP"] == pytest.approx(1.0)
+        assert stats["AP50"] == pytest.approx(1.0)
+        assert stats["AR100"] == pytest.approx(1.0)
+    table = evals["bbox"].per_category
+    assert list(table["category"]) == ["top", "trousers", "skirt"]
+    assert np.allclose(table["AP"], 1.0)
+    assert table["n_gt"].sum() == len(gt["annotations"])
+    assert len(evals["bbox"].summary_text.splitlines()) == 12
+
+
+def test_shuffled_boxes_score_near_zero():
+    gt = make_gt()
+    results = ground_truth_as_results(gt)
+    rng = np.random.default_rng(1)
+    # move every box to a different image (each image's boxes come from elsewhere)
+    ids = [im["id"] for im in gt["images"]]
+    perm = {a: b for a, b in zip(ids, np.roll(ids, 5))}
+    shuffled = [{**r, "image_id": int(perm[r["image_id"]]), "score": float(rng.random())} for r in results]
+    ap = coco_evaluate(gt, shuffled, "bbox").stats
+    assert ap["AP"] < 0.05
+    assert ap["AP50"] < 0.1
+
+
+def test_wrong_labels_score_zero_and_fill_the_confusion_matrix():
+    gt = make_gt()
+    results = ground_truth_as_results(gt)
+    wrong = [{**r, "category_id": r["category_id"] % 3 + 1} for r in results]
+    assert coco_evaluate(gt, wrong, "bbox").stats["AP"] == pytest.approx(0.0)
+    cm = confusion_matrix(gt, wrong)
+    values = cm.to_numpy()
+    assert values.sum() == len(gt["annotations"])
+    assert np.trace(values[:3, :3]) == 0  # every match is to the wrong class
+    cm_right = confusion_matrix(gt, results)
+    assert np.trace(cm_right.to_numpy()) == len(gt["annotations"])
+    assert cm_right.loc["background"].sum() == 0
+
+
+def test_confusion_matrix_counts_misses_and_false_positives():
+    gt = make_gt(n_images=2)
+    results = ground_truth_as_results(gt)[1:]  # drop one: a miss
+    results.append({"image_id": 1, "category_id": 2, "bbox": [0.0, 0.0, 5.0, 5.0], "score": 0.9})
+    cm = confusion_matrix(gt, results)
+    assert cm["background"].sum() == 1  # missed ground truth
+    assert cm.loc["background"].sum() == 1  # false positive
+
+
+def test_empty_and_malformed_results_are_handled():
+    gt = make_gt()
+    empty = coco_evaluate(gt, [], "bbox")
+    assert empty.stats["AP"] == 0.0 and empty.n_results == 0
+    bad = [{"image_id": 999, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.5},
+           {"image_id": 1, "category_id": 77, "bbox": [0, 0, 1, 1], "score": 0.5},
+           {"image_id": 1, "category_id": 1, "bbox": [0, 0, 1], "score": 0.5}]
+    res = coco_evaluate(gt, bad + ground_truth_as_results(gt), "bbox")
+    assert len(res.problems) == 3
+    assert "image_id 999" in res.problems[0] and "category_id 77" in res.problems[1]
+    assert "'bbox'" in res.problems[2]
+    assert res.stats["AP"] == pytest.approx(1.0)
+
+
+def test_missing_ground_truth_file_names_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.json"):
+        coco_evaluate(tmp_path / "nope.json", [], "bbox")
+    (tmp_path / "broken.json").write_text(json.dumps({"images": []}))
+    with pytest.raises(ValueError, match="annotations"):
+        coco_evaluate(tmp_path / "broken.json", [], "bbox")
+
+
+def test_predictor_path_matches_results_path(tmp_path):
+    """A predictor that returns the ground truth, through predict_coco, scores 1 (boxes and masks)."""
+    from PIL import Image
+
+    gt = make_gt(n_images=4)
+    for im in gt["images"]:
+        Image.new("RGB", (im["width"], im["height"])).save(tmp_path / im["file_name"])
+    gt["images"].append({"id": 99, "file_name": "missing.png", "width": 200, "height": 160})
+
+    class Oracle:
+        family = "oracle"
+        category_names = {1: "top", 2: "trousers", 3: "skirt"}
+        calls = 0
+
+        def predict(self, image):
+            Oracle.calls += 1
+            img_id = Oracle.calls
+            anns = [a for a in gt["annotations"] if a["image_id"] == img_id]
+            boxes = [[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
+                     for a in anns]
+            masks = np.zeros((len(anns), image.shape[0], image.shape[1]), dtype=bool)
+            for k, b in enumerate(boxes):
+                x1, y1, x2, y2 = (int(v) for v in b)
+                masks[k, y1:y2, x1:x2] = True
+            return Detections(boxes, [a["category_id"] for a in anns], np.ones(len(anns)), masks)
+
+    run = predict_coco(Oracle(), gt, tmp_path)
+    assert len(run.skipped) == 1 and "missing.png" in run.skipped[0]
+    ids = [1, 2, 3, 4]
+    evals = evaluate_predictions(gt, run.results, image_ids=ids)
+    assert set(evals) == {"bbox", "segm"}
+    assert evals["bbox"].stats["AP"] == pytest.approx(1.0)
+    assert evals["segm"].stats["AP50"] == pytest.approx(1.0)
+    metrics = detector_metrics("oracle", "oracle", "none", "fixture", evals, imgsz=200, params=0)
+    assert metrics["kind"] == "detector" and metrics["bbox_AP50"] == pytest.approx(1.0)
+    assert metrics["segm_AP"] == pytest.approx(1.0, abs=0.02)
+    table = results_table([metrics])
+    assert table.loc[0, "name"] == "oracle"
+
+
+def test_detections_validate_and_export():
+    det = Detections([[0, 0, 10, 20], [5, 5, 6, 6]], [1, 2], [0.9, 0.0005])
+    out = detections_to_results(7, det)
+    assert len(out) == 1  # below the export threshold dropped
+    assert out[0]["bbox"] == [0.0, 0.0, 10.0, 20.0] and out[0]["image_id"] == 7
+    with pytest.raises(ValueError, match="differ in length"):
+        Detections([[0, 0, 1, 1]], [1, 2], [0.5])
+    assert len(det.filter(0.5)) == 1
