@@ -85,11 +85,11 @@ def _write_range(args) -> int:
             x0, y0 = rng.uniform(0, w - bw), rng.uniform(0, h - bh)
             pts = (outline - lo) / (hi - lo) * [bw, bh] + [x0, y0]
             poly = [round(float(v), 1) for v in pts.reshape(-1)]
-            lm = _outline_points(pts, df2.LANDMARK_COUNTS[cat - 1])
+            lm = np.round(_outline_points(pts, df2.LANDMARK_COUNTS[cat - 1]), 1).tolist()
+            vis = rng.choice(3, size=len(lm), p=[0.1, 0.2, 0.7]).tolist()
             landmarks = []
-            for x, y in lm:
-                v = int(rng.choice([0, 1, 2], p=[0.1, 0.2, 0.7]))
-                landmarks += [0, 0, 0] if v == 0 else [round(float(x), 1), round(float(y), 1), v]
+            for (x, y), v in zip(lm, vis):
+                landmarks += [0, 0, 0] if v == 0 else [x, y, v]
             anno[f"item{k}"] = {
                 "segmentation": [poly], "scale": int(rng.integers(1, 4)), "viewpoint": int(rng.integers(1, 4)),
                 "zoom_in": int(rng.integers(1, 4)), "landmarks": landmarks, "style": int(rng.integers(0, 3)),

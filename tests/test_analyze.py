@@ -280,3 +280,17 @@ def test_specs_from_committed_metrics():
     assert settings.repeats == 7 and settings.threads == 1
     with pytest.raises(ValueError, match="appear twice"):
         analysis_plan("smoke", ["resnet50@64", "resnet50@96"])
+
+
+def test_known_networks_vgg16_and_resnet50():
+    """Published values: VGG-16 conv5_3 sees 196 px, pool5 212 px; torchvision ResNet-50 layer4 427 px."""
+    import torchvision
+    from torchvision.models.vgg import cfgs, make_layers
+
+    vgg = make_layers(cfgs["D"]).eval()
+    rep = theoretical_rf(vgg, torch.zeros(1, 3, 64, 64), targets=["28", "30"])
+    assert rep.targets["28"]["rf_h"] == 196 and rep.targets["28"]["jump_h"] == 16
+    assert rep.targets["30"]["rf_h"] == 212 and rep.targets["30"]["jump_h"] == 32
+    r50 = torchvision.models.resnet50(num_classes=10).eval()
+    rep = theoretical_rf(r50, torch.zeros(1, 3, 64, 64), targets=["layer4"])
+    assert (rep.final["rf_h"], rep.final["jump_h"], rep.final["global_context"]) == (427, 32, False)

@@ -207,6 +207,9 @@ def test_tiny_run_learns(tmp_path):
     ev = report.evaluate(result.weights_path, "train", dataset=root, device="cpu", cache_store=False)
     assert len(ev.y_true) == 60
     assert (ev.y_true == ev.y_pred).mean() > 0.3  # chance is 0.1
+    # the exported weights are the selected checkpoint: they reproduce its validation score
+    ev_val = report.evaluate(result.weights_path, "validation", dataset=root, device="cpu", cache_store=False)
+    assert ev_val.metrics()["macro_f1"] == pytest.approx(result.best_score, abs=1e-4)
     record = report.metrics_record(ev, name="tiny", model=cfg.model, imgsz=cfg.imgsz, params=result.params,
                                    provenance={})
     assert record["kind"] == "classifier" and 0 <= record["macro_f1"] <= 1
@@ -245,3 +248,16 @@ def test_best_checkpoint_is_the_best_validation_epoch(tmp_path):
     for key in ("features.0.0.weight", "classifier.3.weight"):
         assert torch.equal(exported[key], module.snapshots[1][key])
         assert not torch.equal(exported[key], module.snapshots[3][key])
+
+
+@pytest.mark.slow
+def test_swa_checkpoint_holds_the_validated_average(tmp_path):
+    """With SWA the best checkpoint stores the averaged weights that were validated (not the raw ones)."""
+    root = make_dataset(tmp_path / "data", per_class=3, splits=("train", "validation"))
+    cfg = tiny_config(root, epochs=3, imgsz=40, lr=0.003, averaging="swa", swa_start=0.34)
+    result = train(cfg, tmp_path / "run")
+    ckpt = torch.load(result.best_checkpoint, weights_only=False)
+    if result.best_epoch >= 1:  # averaging active from epoch 1
+        assert "current_model_state" in ckpt and int(ckpt["averaging_state"]["n_averaged"]) == result.best_epoch
+    ev_val = report.evaluate(result.weights_path, "validation", dataset=root, device="cpu", cache_store=False)
+    assert ev_val.metrics()["macro_f1"] == pytest.approx(result.best_score, abs=1e-4)

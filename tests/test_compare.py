@@ -76,7 +76,8 @@ def test_classifier_table_joins_analysis_and_adds_reference_rows(tree):
     analysis = compare.load_analysis_models(compare.find_analysis(tree / "runs" / "results", tree / "runs"))
     table = compare.classifier_table(col, analysis)
     real = table[table["run"] == "mnv3-real"].iloc[0]
-    assert real["source"] == "committed"
+    assert real["source"] == "committed" and real["from"] == "results/mnv3"
+    assert table[table["run"] == "mnv3-smoke"].iloc[0]["from"] == "09_train_classifier"
     assert real["accuracy (%)"] == pytest.approx(70.0) and real["macro-F1 (%)"] == pytest.approx(65.0)
     assert real["GMACs"] == pytest.approx(0.0555) and real["GFLOPs"] == pytest.approx(0.111)
     assert real["params (M)"] == pytest.approx(1.53) and real["latency p50 (ms)"] == pytest.approx(5.0)
@@ -111,10 +112,11 @@ def test_verdict_is_computed_from_the_table(tree):
     lines = compare.verdict(cls, det)
     text = "\n".join(lines)
     assert "best accuracy 74.0% by resnet50" in text
-    assert "resnet50 costs 73.7× the FLOPs and 12.0× the latency of mobilenet_v3_small for +4.0% accuracy" in text
+    assert "resnet50 costs 73.7× the FLOPs and 12.0× the latency of mobilenet_v3_small for +4.0 points accuracy" in text
     assert "Pareto front (fewer FLOPs, higher accuracy): mobilenet_v3_small, resnet50" in text
     assert "best bbox AP 0.200 by yolov8n.yaml" in text
-    assert "+14.4% versus ours" in text                   # published resnet50 88.44 vs our 74.0
+    assert "maskrcnn_resnet50_fpn" in set(det["model"])            # backbone-only model names get their family
+    assert "+14.4 points versus ours" in text                   # published resnet50 88.44 vs our 74.0
 
 
 def test_smoke_only_verdict_says_so(tmp_path):
@@ -175,3 +177,14 @@ def test_same_architecture_for_two_tasks_joins_by_dataset():
     assert compare.match_analysis(person, analysis)["macs"] == 59e9
     assert compare.match_analysis(df2, analysis)["macs"] == 60e9
     assert compare.match_analysis({"model": "resnet18"}, analysis) is None
+
+
+def test_identical_results_from_two_notebooks_are_listed_once(tmp_path):
+    runs = tmp_path / "runs"
+    for nb in ("09_train_classifier", "10_evaluate_classifier"):
+        _write(runs / nb / "a" / "metrics.json", _classifier("same", "resnet50", 0.3, 0.2))
+        (runs / nb / "latest").symlink_to("a")
+    _write(runs / "10_evaluate_classifier" / "a" / "val" / "metrics.json",
+           {**_classifier("same", "resnet50", 0.35, 0.25), "split": "validation"})
+    col = compare.collect_results(runs / "results", runs)
+    assert sorted((r.data["split"], r.data["accuracy"]) for r in col.results) == [("test", 0.3), ("validation", 0.35)]

@@ -217,3 +217,38 @@ def test_evaluate_modes_scores_both_modes_with_pycocotools(tmp_path):
     assert rows.loc["direct", "images"] == 2
     assert np.isfinite(rows.loc["direct", "latency_median_ms"])
     assert len(details["two-stage"]["results"]) == 2
+
+
+def test_real_torchvision_predictors_plug_in():
+    """Untrained torchvision models through the common predictor: boxes stay in their crops, masks image-sized."""
+    import torch
+
+    from clothingrec.detect import LIGHT_HEADS, TorchvisionPredictor, build_detector
+
+    torch.manual_seed(0)
+    kw = dict(min_size=96, max_size=128, box_detections_per_img=5, **LIGHT_HEADS)
+    person = TorchvisionPredictor(build_detector("fasterrcnn", "mobilenet_v3_large_fpn", 2, **kw),
+                                  {1: 1}, {1: "person"}, device="cpu")
+    clothing = TorchvisionPredictor(build_detector("maskrcnn", "mobilenet_v3_large_fpn", 3, **kw),
+                                    {1: 1, 2: 2}, {1: "top", 2: "skirt"}, device="cpu")
+    image = np.random.default_rng(0).integers(0, 255, (120, 90, 3), dtype=np.uint8)
+    pipe = Pipeline(person, clothing, margin=0.2, person_score_threshold=0.0, max_persons=2)
+    result = pipe.run(image, "two-stage")
+    assert result.mode_used == "two-stage" and 1 <= len(result.crops) <= 2
+    det = result.detections
+    assert det.masks is not None and det.masks.shape[1:] == (120, 90)
+    assert set(det.labels.tolist()) <= {1, 2}
+    x1 = min(c[0] for c in result.crops)
+    y1 = min(c[1] for c in result.crops)
+    x2 = max(c[2] for c in result.crops)
+    y2 = max(c[3] for c in result.crops)
+    if len(det):
+        assert det.boxes_xyxy[:, 0].min() >= x1 and det.boxes_xyxy[:, 2].max() <= x2
+        assert det.boxes_xyxy[:, 1].min() >= y1 and det.boxes_xyxy[:, 3].max() <= y2
+        outside = np.ones((120, 90), bool)
+        for cx1, cy1, cx2, cy2 in result.crops:
+            outside[cy1:cy2, cx1:cx2] = False
+        assert not det.masks[:, outside].any()
+    direct = pipe.run(image, "direct")
+    assert direct.detections.masks.shape[1:] == (120, 90)
+    json.dumps(result.to_dict(include_masks=True))

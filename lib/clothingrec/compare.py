@@ -43,6 +43,17 @@ class Result:
     def kind(self) -> str:
         return self.data["kind"]
 
+    @property
+    def origin(self) -> str:
+        """Where the file lives: ``results/<name>`` or the notebook folder of the run."""
+        parts = self.path.parts
+        if "results" in parts:
+            i = len(parts) - 1 - parts[::-1].index("results")
+            return "/".join(parts[i:i + 2])
+        if "latest" in parts:
+            return parts[parts.index("latest") - 1]
+        return self.path.parent.name
+
 
 @dataclass
 class Collection:
@@ -92,8 +103,8 @@ def _read(path: Path, source: str, out: Collection) -> None:
         prof = (data.get("provenance") or {}).get("profile")
         source = str(prof) if prof and prof != "smoke" else "smoke"
         key = _identity(data)
-        if any(r.source == "committed" and _identity(r.data) == key for r in out.results):
-            return  # the same run, already present as a committed result
+        if any(_identity(r.data) == key for r in out.results):
+            return  # the same run and figures, already listed (committed, or written by another notebook)
     out.results.append(Result(path, source, data))
 
 
@@ -197,6 +208,14 @@ def match_analysis(metrics: dict, analysis: dict) -> dict | None:
     return None
 
 
+def architecture(metrics: dict) -> str:
+    """The full architecture name: an R-CNN ``model`` given as its backbone gets its family prefix."""
+    model, family = str(metrics.get("model", "")), metrics.get("family")
+    if family in ("fasterrcnn", "maskrcnn") and not model.startswith(family):
+        return f"{family}_{model}"
+    return model
+
+
 def _cost_columns(rec: dict | None) -> dict:
     if not rec:
         return {"GMACs": math.nan, "GFLOPs": math.nan, "params (M)": math.nan, "latency p50 (ms)": math.nan,
@@ -227,14 +246,14 @@ def classifier_table(collection: Collection, analysis: dict, refs: list[Referenc
     for r in collection.of_kind("classifier"):
         d = r.data
         rec = match_analysis(d, analysis)
-        rows.append({"model": d["model"], "run": d["name"], "source": r.source,
+        rows.append({"model": d["model"], "run": d["name"], "source": r.source, "from": r.origin,
                      "dataset": f"{d.get('dataset', '?')}/{d.get('split', '?')}",
                      "accuracy (%)": _pct(d["accuracy"]), "macro-F1 (%)": _pct(d["macro_f1"]),
                      **_cost_columns(rec),
                      "note": "" if rec else "no analysis record for this model"})
     for ref in (references("classifier") if refs is None else [x for x in refs if x.kind == "classifier"]):
         rec = match_analysis({"model": ref.model}, analysis)
-        rows.append({"model": ref.model, "run": ref.name, "source": "reference",
+        rows.append({"model": ref.model, "run": ref.name, "source": "reference", "from": "clothingrec.reference",
                      "dataset": f"{ref.dataset}/{ref.split}",
                      "accuracy (%)": _pct(ref.metrics.get("accuracy")),
                      "macro-F1 (%)": _pct(ref.metrics.get("macro_f1")), **_cost_columns(rec),
@@ -249,7 +268,8 @@ def detector_table(collection: Collection, analysis: dict, refs: list[Reference]
     for r in collection.of_kind("detector"):
         d = r.data
         rec = match_analysis(d, analysis)
-        rows.append({"model": d["model"], "family": d.get("family", ""), "run": d["name"], "source": r.source,
+        rows.append({"model": architecture(d), "family": d.get("family", ""), "run": d["name"], "source": r.source,
+                     "from": r.origin,
                      "dataset": f"{d.get('dataset', '?')}/{d.get('split', '?')}",
                      "bbox AP": _num(d["bbox_AP"]), "bbox AP50": _num(d["bbox_AP50"]),
                      "segm AP": _num(d.get("segm_AP")), "segm AP50": _num(d.get("segm_AP50")),
@@ -257,7 +277,7 @@ def detector_table(collection: Collection, analysis: dict, refs: list[Reference]
     for ref in (references("detector") if refs is None else [x for x in refs if x.kind == "detector"]):
         rec = match_analysis({"model": ref.model}, analysis)
         rows.append({"model": ref.model, "family": ref.model.split("_", 1)[0], "run": ref.name,
-                     "source": "reference", "dataset": f"{ref.dataset}/{ref.split}",
+                     "source": "reference", "from": "clothingrec.reference", "dataset": f"{ref.dataset}/{ref.split}",
                      "bbox AP": _num(ref.metrics.get("bbox_AP")), "bbox AP50": _num(ref.metrics.get("bbox_AP50")),
                      "segm AP": _num(ref.metrics.get("segm_AP")), "segm AP50": _num(ref.metrics.get("segm_AP50")),
                      **_cost_columns(rec),
@@ -271,10 +291,10 @@ def _num(v):
     return float(v) if _is_number(v) else math.nan
 
 
-CLASSIFIER_COLUMNS = ["model", "run", "source", "dataset", "accuracy (%)", "macro-F1 (%)", "GMACs", "GFLOPs",
+CLASSIFIER_COLUMNS = ["model", "run", "source", "from", "dataset", "accuracy (%)", "macro-F1 (%)", "GMACs", "GFLOPs",
                       "params (M)", "latency p50 (ms)", "latency p95 (ms)", "throughput (img/s)", "analysed at",
                       "note"]
-DETECTOR_COLUMNS = ["model", "family", "run", "source", "dataset", "bbox AP", "bbox AP50", "segm AP", "segm AP50",
+DETECTOR_COLUMNS = ["model", "family", "run", "source", "from", "dataset", "bbox AP", "bbox AP50", "segm AP", "segm AP50",
                     "GMACs", "GFLOPs", "params (M)", "latency p50 (ms)", "latency p95 (ms)", "throughput (img/s)",
                     "analysed at", "note"]
 _SOURCE_ORDER = {"committed": 0, "reference": 9}
@@ -296,6 +316,10 @@ def _fmt(v, unit="", digits=1):
     return "n/a" if not _is_number(v) else f"{v:.{digits}f}{unit}"
 
 
+def _delta(v, unit, digits):
+    return f"{v:+.{digits}f} points" if unit == "%" else f"{v:+.{digits}f}"
+
+
 def verdict(classifiers: pd.DataFrame, detectors: pd.DataFrame) -> list[str]:
     """A few sentences computed from the tables (measured rows only; reference rows for the gap)."""
     lines = []
@@ -312,7 +336,7 @@ def _verdict_kind(df: pd.DataFrame, metric: str, label: str, unit: str, kind: st
         return [f"{kind}s: only reference rows, nothing measured yet."]
     committed = measured[measured["source"] == "committed"]
     pool = committed if not committed.empty else measured
-    scope = "committed runs" if not committed.empty else "smoke runs only (not meaningful figures)"
+    scope = "committed runs" if not committed.empty else "smoke runs only, not meaningful figures"
     # best result per model
     best = pool.sort_values(metric, ascending=False).drop_duplicates("model")
     top = best.iloc[0]
@@ -328,7 +352,7 @@ def _verdict_kind(df: pd.DataFrame, metric: str, label: str, unit: str, kind: st
                        if _is_number(cheap["latency p50 (ms)"]) and cheap["latency p50 (ms)"] else math.nan)
             gain = top[metric] - cheap[metric]
             lines.append(f"{top['model']} costs {_fmt(ratio_f, '×')} the FLOPs and {_fmt(ratio_l, '×')} the "
-                         f"latency of {cheap['model']} for {gain:+.{digits}f}{unit} {label}.")
+                         f"latency of {cheap['model']} for {_delta(gain, unit, digits)} {label}.")
         else:
             lines.append(f"{top['model']} is both the most accurate and the cheapest measured {kind}.")
         # Pareto front on (FLOPs ↓, metric ↑)
@@ -347,7 +371,7 @@ def _verdict_kind(df: pd.DataFrame, metric: str, label: str, unit: str, kind: st
             continue
         gap = ref[metric] - ours.iloc[0][metric]
         lines.append(f"Reference {ref['run']}: {_fmt(ref[metric], unit, digits)} {label}, "
-                     f"{gap:+.{digits}f}{unit} versus ours — {ref['note'].split(';')[0]}.")
+                     f"{_delta(gap, unit, digits)} versus ours — {ref['note'].split(';')[0]}.")
     return lines
 
 

@@ -327,7 +327,7 @@ def explain_differences(tools: dict, top: int = 4) -> list[str]:
     for key in ("fvcore", "thop", "torchscan_modules"):
         t = tools.get(key) or {}
         if t.get("status") == "failed" or t.get("macs") is None:
-            lines.append(f"{key}: failed ({t.get('error')})")
+            lines.append(f"{key.replace('_', ' ')}: failed ({t.get('error')})")
             continue
         extra = t["macs"] - core
         core_diff = (t.get("core_macs") or 0) - core
@@ -335,7 +335,7 @@ def explain_differences(tools: dict, top: int = 4) -> list[str]:
         core_names = set(FVCORE_CORE_OPS) | set(CORE_MODULE_TYPES)
         parts = sorted(((k, v) for k, v in ops.items() if k not in core_names and v), key=lambda kv: -kv[1])
         desc = ", ".join(f"{k} {v / 1e6:.2f} M" for k, v in parts[:top]) or "nothing"
-        line = (f"{key}: {extra / 1e6:+.2f} M MACs vs conv+linear; extra operators counted: {desc}")
+        line = (f"{key.replace('_', ' ')}: {extra / 1e6:+.2f} M MACs vs conv+linear; extra operators counted: {desc}")
         if abs(core_diff) > 0.5:
             line += f"; its conv+linear count differs by {core_diff / 1e6:+.2f} M"
             if ops.get("ConvTranspose2d"):

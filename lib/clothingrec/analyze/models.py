@@ -69,6 +69,11 @@ def parse_spec(text: str, input_size: int | None = None, num_classes: int | None
     (2 outputs with the background) labelled ``"person <name>"``.
     """
     name = text.strip()
+    extra = {}
+    if name.endswith("+light"):   # the project's CPU setting: fewer RPN proposals (clothingrec.detect LIGHT_HEADS)
+        name = name[: -len("+light")]
+        extra = light_heads()
+        label = label or f"{name.split('@')[0].removeprefix('person:')} (light heads)"
     if name.startswith("person:"):
         name = name[len("person:"):]
         num_classes = num_classes or 2
@@ -90,10 +95,19 @@ def parse_spec(text: str, input_size: int | None = None, num_classes: int | None
     for family in RCNN_FAMILIES:
         if name.startswith(family + "_"):
             backbone = name[len(family) + 1:]
+            if label and label.endswith("(light heads)") and dataset == "person":
+                label = "person " + label
             return ModelSpec(name, family, input_size, num_classes or DF2_CLASSES + 1, backbone=backbone,
-                             label=label, dataset=dataset or "deepfashion2")
+                             label=label, dataset=dataset or "deepfashion2", extra=extra)
     raise ValueError(f"unknown model {text!r}: expected a classifier ({', '.join(CLASSIFIERS)}), a YOLO "
                      "config (yolov8n) or <fasterrcnn|maskrcnn>_<backbone> (fasterrcnn_resnet50_fpn)")
+
+
+def light_heads() -> dict:
+    """The test-time part of the project's ``LIGHT_HEADS`` (fewer RPN proposals) used by its CPU runs."""
+    heads = _optional("clothingrec.detect.engine", "LIGHT_HEADS") or {
+        "rpn_pre_nms_top_n_test": 500, "rpn_post_nms_top_n_test": 300}
+    return {k: v for k, v in heads.items() if k.endswith("_test")}
 
 
 def _optional(module: str, attr: str):

@@ -24,6 +24,8 @@ from clothingrec.analyze.memory import activation_memory, model_size
 from clothingrec.analyze.receptive_field import effective_rf, sequential_rf, theoretical_rf
 
 SCHEMA = 1
+#: R-CNNs run their images one by one inside the model: on the CPU their throughput batch is capped here
+RCNN_CPU_THROUGHPUT_BATCH = 8
 
 
 @dataclass
@@ -198,11 +200,14 @@ def analyze_model(spec: M.ModelSpec, settings: Settings | None = None, *, erf_im
 
 
 def _latency(spec, model, device, settings: Settings) -> dict:
+    batch = settings.throughput_batch
+    if spec.family in M.RCNN_FAMILIES and device.type == "cpu":
+        batch = min(batch, RCNN_CPU_THROUGHPUT_BATCH)
     return measure_model(
         model, lambda b: M.example_batch(spec, b, device=device),
         call=lambda m, inp: M.call_model(spec, m, inp), device=device,
         threads=settings.threads if device.type == "cpu" else None,
-        repeats=settings.repeats, warmup=settings.warmup, throughput_batch=settings.throughput_batch,
+        repeats=settings.repeats, warmup=settings.warmup, throughput_batch=batch,
         throughput_repeats=settings.throughput_repeats, max_seconds=settings.max_seconds)
 
 
@@ -281,8 +286,9 @@ def summary_table(analyses: list[ModelAnalysis]):
 #: the project's models: classifiers with their 10-class heads, each detector at its training size
 PROFILES = {
     "smoke": {
-        "models": ["mobilenet_v3_small@224", "resnet50@160", "yolov8n@256", "fasterrcnn_mobilenet_v3_large_fpn@224",
-                   "fasterrcnn_resnet50_fpn@192", "maskrcnn_resnet50_fpn@192", "person:fasterrcnn_resnet50_fpn@192"],
+        # the smoke trainings' models at their sizes (R-CNNs with the CPU light heads they train with)
+        "models": ["mobilenet_v3_small@112", "resnet50@112", "yolov8n@128", "fasterrcnn_mobilenet_v3_large_fpn@128+light",
+                   "maskrcnn_mobilenet_v3_large_fpn@128+light", "person:fasterrcnn_mobilenet_v3_large_fpn@192+light"],
         "settings": dict(repeats=3, warmup=1, throughput_batch=2, throughput_repeats=1, erf_images=2, threads=1,
                          max_seconds=5.0),
     },
@@ -316,9 +322,13 @@ def specs_from_results(results: list[dict]) -> list[M.ModelSpec]:
             classes = None
             if d.get("kind") == "detector" and cats:
                 classes = cats + 1 if family in M.RCNN_FAMILIES else cats
+            prov = d.get("provenance") or {}
+            light = any(bool((src or {}).get("light_heads")) for src in (d, prov, prov.get("settings")))
             label = f"{'person ' if is_person else ''}{M.parse_spec(model, size).name}@{size}"
-            spec = M.parse_spec(model, size, num_classes=classes, label=label,
+            spec = M.parse_spec(model, size, num_classes=classes, label=label + (" (light heads)" if light else ""),
                                 dataset="person" if is_person else None)
+            if light:
+                spec.extra = M.light_heads()
         except (KeyError, TypeError, ValueError):
             continue
         if all((s.name, s.input_size, s.num_classes, s.dataset) != (spec.name, spec.input_size, spec.num_classes,

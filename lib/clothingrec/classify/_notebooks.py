@@ -59,6 +59,7 @@ def notebook_09() -> nbformat.NotebookNode:
             "from clothingrec.classify.visual import plot_lr_finder, preview_augmentation\n"
             "from clothingrec.datasets import clothing_small\n"
             "from clothingrec.paths import resolve_output_dir\n\n"
+            "plt.rcParams[\"figure.dpi\"] = 72  # keeps the stored notebook small\n"
             'out = resolve_output_dir("09_train_classifier", output_dir)\n'
             "cfg = resolve_config(profile, config, {k: globals()[k] for k in config_fields()})\n"
             "shown = (\"name\", \"model\", \"pretrained\", \"imgsz\", \"epochs\", \"batch\", \"optimizer\", \"lr\",\n"
@@ -128,7 +129,7 @@ def notebook_10() -> nbformat.NotebookNode:
         'device = "auto"',
         "threads = None",
         "batch = 64",
-        "max_misclassified = 16",
+        "max_misclassified = 12",
     ]
     cells = [
         new_markdown_cell(
@@ -145,6 +146,7 @@ def notebook_10() -> nbformat.NotebookNode:
             "import pandas as pd\n\n"
             "from clothingrec.classify import load_classifier, report\n"
             "from clothingrec.paths import latest_run, resolve_output_dir\n\n"
+            "plt.rcParams[\"figure.dpi\"] = 72  # keeps the stored notebook small\n"
             'out = resolve_output_dir("10_evaluate_classifier", output_dir)\n'
             'run = Path(run_dir) if run_dir else latest_run("09_train_classifier")\n'
             "weights_file = Path(weights) if weights else sorted(run.glob(\"*.pt\"))[0]\n"
@@ -172,7 +174,7 @@ def notebook_10() -> nbformat.NotebookNode:
         new_markdown_cell("## Confusion matrix\nRows are true classes, columns predictions; ours left, published right."),
         new_code_cell(
             IGNORE +
-            "fig, axes = plt.subplots(1, 2, figsize=(15, 6))\n"
+            "fig, axes = plt.subplots(1, 2, figsize=(14, 5.6))\n"
             "report.plot_confusion(ev.confusion(), ev.classes, f\"ours ({split})\", ax=axes[0])\n"
             "report.plot_confusion(report.PUBLISHED[published_model][\"confusion\"], ev.classes,\n"
             "                      f\"{published_model}, {report.PUBLISHED_LABEL}\", ax=axes[1])\n"

@@ -70,7 +70,7 @@ class ClothingDataModule(L.LightningDataModule):
         return DataLoader(StoreDataset(store), batch_size=self.cfg.batch, sampler=sampler, shuffle=shuffle,
                           generator=self.generator if shuffle else None, drop_last=len(store) > self.cfg.batch,
                           num_workers=self.cfg.workers, collate_fn=collate_batch,
-                          persistent_workers=self.cfg.workers > 0)
+                          persistent_workers=self.cfg.workers > 0, pin_memory=torch.cuda.is_available())
 
     def _eval_loader(self, split: str) -> DataLoader:
         return DataLoader(StoreDataset(self.store(split)), batch_size=self.cfg.eval_batch_size, shuffle=False,

@@ -197,13 +197,14 @@ class Evaluation:
         return confusion_matrix(self.y_true, self.y_pred, labels=list(range(len(self.classes))))
 
     def misclassified(self) -> pd.DataFrame:
+        """Wrong predictions, most confident first."""
         wrong = np.nonzero(self.y_true != self.y_pred)[0]
         return pd.DataFrame({
             "path": [self.paths[i] for i in wrong],
             "true": [self.classes[self.y_true[i]] for i in wrong],
             "predicted": [self.classes[self.y_pred[i]] for i in wrong],
             "confidence": [float(self.probs[i, self.y_pred[i]]) for i in wrong],
-        })
+        }).sort_values("confidence", ascending=False, kind="stable").reset_index(drop=True)
 
     def metrics(self) -> dict:
         return summary_metrics(self.y_true, self.y_pred, self.classes)
@@ -276,21 +277,21 @@ def plot_confusion(matrix, classes: Sequence[str] = CLASSES, title: str = "confu
     return ax.figure
 
 
-def plot_misclassified(ev: Evaluation, max_images: int = 16, columns: int = 4, size: int = 160):
+def plot_misclassified(ev: Evaluation, max_images: int = 12, columns: int = 6, size: int = 112):
     """Grid of misclassified images (most confident mistakes first) with true / predicted labels."""
     import matplotlib.pyplot as plt
 
     from clothingrec.classify.store import decode_square
 
-    wrong = ev.misclassified().sort_values("confidence", ascending=False).head(max_images)
+    wrong = ev.misclassified().head(max_images)
     n = max(1, len(wrong))
     rows = math.ceil(n / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 2.4, rows * 2.7), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.8, rows * 2.1), squeeze=False, dpi=72)
     for ax in axes.flat:
         ax.axis("off")
     for ax, (_, row) in zip(axes.flat, wrong.iterrows()):
         ax.imshow(decode_square(row["path"], size).transpose(1, 2, 0))
-        ax.set_title(f"true: {row['true']}\npred: {row['predicted']} ({row['confidence']:.2f})", fontsize=8)
+        ax.set_title(f"true: {row['true']}\npred: {row['predicted']} ({row['confidence']:.2f})", fontsize=7)
     if wrong.empty:
         axes.flat[0].text(0.5, 0.5, "no misclassified images", ha="center", va="center")
     fig.tight_layout()

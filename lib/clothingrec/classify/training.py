@@ -89,9 +89,15 @@ class AveragedWeights(WeightAveraging):
         self.mode, self.start_epoch = mode, start_epoch
 
     def should_update(self, step_idx=None, epoch_idx=None) -> bool:
-        if self.mode == "ema":
-            return step_idx is not None
-        return epoch_idx is not None and epoch_idx >= self.start_epoch
+        return self.mode == "ema" and step_idx is not None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        # SWA: average the weights at the last step of each epoch from start_epoch on, *before* that
+        # epoch's validation, so the validated and the checkpointed weights are the same average
+        if (self.mode == "swa" and trainer.current_epoch >= self.start_epoch
+                and batch_idx + 1 >= trainer.num_training_batches):
+            self._average_model.update_parameters(pl_module)
 
     def _active(self) -> bool:
         return self._average_model is not None and int(self._average_model.n_averaged) > 0

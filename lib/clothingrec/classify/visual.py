@@ -33,7 +33,7 @@ def preview_augmentation(cfg: ClassifierConfig, n: int = 8, seed: int = 0):
     clean = eval_batch(images, cfg.imgsz, channels_last=False)
     aug = train_batch(images, cfg.imgsz, AugmentParams.from_config(cfg), channels_last=False,
                       generator=torch.Generator().manual_seed(seed))
-    fig, axes = plt.subplots(2, len(picks), figsize=(1.6 * len(picks), 3.6), squeeze=False)
+    fig, axes = plt.subplots(2, len(picks), figsize=(1.2 * len(picks), 2.8), squeeze=False, dpi=72)
     for j, i in enumerate(picks):
         axes[0, j].imshow(_to_image(clean[j]))
         axes[0, j].set_title(store.classes[int(store.labels[i])], fontsize=8)

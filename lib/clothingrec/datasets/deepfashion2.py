@@ -77,10 +77,6 @@ def _rel(path: Path) -> str:
     return "/".join(Path(path).parts[-3:])
 
 
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v  # not NaN
-
-
 def _all_numbers(values) -> bool:
     """Every value an int or a finite-or-infinite float, not NaN, not bool (fast path for long lists)."""
     for v in values:

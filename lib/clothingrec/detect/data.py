@@ -123,7 +123,7 @@ class CocoDetection(Dataset):
                     x1, y1, x2, y2 = (int(round(v)) for v in boxes[i])
                     m[i, y1:y2, x1:x2] = 1
             target["masks"] = torch.from_numpy(m)
-        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+        tensor = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
         if self.hflip > 0:
             rng = np.random.default_rng([self.seed, self.epoch, index])
             if rng.random() < self.hflip:

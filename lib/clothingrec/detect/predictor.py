@@ -30,7 +30,7 @@ class TorchvisionPredictor:
     def predict(self, image: np.ndarray) -> Detections:
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an RGB image (H, W, 3), got shape {image.shape}")
-        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+        tensor = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
         out = self.model([tensor.to(self.device)])[0]
         keep = out["scores"] >= self.score_threshold
         labels = [self.label_to_coco[int(v)] for v in out["labels"][keep].cpu()]

@@ -7,9 +7,10 @@ Classifier: top-1 agreement over a set of images and the largest absolute logit 
 
 Detector: every eager box above the comparison threshold must find a box of the same label in the
 served output at IoU ≥ :data:`BOX_IOU` (greedy, best score first), and vice versa.  The comparison
-threshold of an image is ``max(score_threshold, lowest score kept by either side) + SCORE_TOL``: boxes
-that sit right at a score or top-k cut-off may legitimately fall on either side of it, so they are
-searched for among all boxes of the other side but not required.  Matched pairs report their score
+threshold of an image is ``max(score_threshold, lowest score kept by either side)`` plus a margin (at
+most :data:`SCORE_TOL`, see :func:`match_detections`): boxes that sit right at a score or top-k
+cut-off may legitimately fall on either side of it, so they are searched for among all boxes of the
+other side but not required.  Matched pairs report their score
 difference; the backend agrees when both match rates are ≥ :data:`MIN_MATCHED` and the largest score
 difference is ≤ :data:`MAX_SCORE_DIFF`.
 """
@@ -84,28 +85,39 @@ def _greedy_match(src, dst, iou_threshold: float, required: np.ndarray):
 
 
 def match_detections(reference, other, *, iou_threshold: float = BOX_IOU, score_threshold: float = 0.0,
-                     score_tol: float = SCORE_TOL) -> dict:
-    """Compare two :class:`~clothingrec.detect.types.Detections` of the same image (see module doc)."""
-    lows = [float(d.scores.min()) for d in (reference, other) if len(d)]
-    threshold = max([score_threshold] + lows) + score_tol
+                     score_tol: float = SCORE_TOL, capacity: int | None = None) -> dict:
+    """Compare two :class:`~clothingrec.detect.types.Detections` of the same image (see module doc).
+
+    The margin above the cut-off is ``min(score_tol, max(4 δ, 1e-4))`` where δ is the largest score
+    difference of boxes matched without any threshold: a backend that moves scores by 1e-6 is
+    compared on nearly every box, one that moves them by 0.01 leaves out the boxes within 0.04 of
+    the cut-off.
+    """
+    # a side's lowest score is a cut-off only when its output may have been truncated (top-k):
+    # always when ``capacity`` (the detector's max detections per image) is unknown
+    lows = [float(d.scores.min()) for d in (reference, other) if len(d) and (capacity is None or len(d) >= capacity)]
+    _, all_diffs, _ = _greedy_match(reference, other, iou_threshold, np.ones(len(reference), dtype=bool))
+    delta = max(all_diffs) if all_diffs else score_tol
+    margin = min(score_tol, max(4.0 * delta, 1e-4))
+    threshold = max([score_threshold] + lows) + margin
     need_ref = reference.scores >= threshold
     need_other = other.scores >= threshold
     m_ref, diffs, ious = _greedy_match(reference, other, iou_threshold, need_ref)
     m_other, diffs2, _ = _greedy_match(other, reference, iou_threshold, need_other)
-    return {"threshold": threshold, "reference_boxes": int(need_ref.sum()), "matched_reference": m_ref,
-            "backend_boxes": int(need_other.sum()), "matched_backend": m_other,
+    return {"threshold": threshold, "margin": margin, "reference_boxes": int(need_ref.sum()),
+            "matched_reference": m_ref, "backend_boxes": int(need_other.sum()), "matched_backend": m_other,
             "score_diffs": diffs + diffs2, "ious": ious}
 
 
 def detector_agreement(per_image: Iterable[tuple], *, iou_threshold: float = BOX_IOU,
-                       score_threshold: float = 0.0, score_tol: float = SCORE_TOL,
+                       score_threshold: float = 0.0, score_tol: float = SCORE_TOL, capacity: int | None = None,
                        min_matched: float = MIN_MATCHED, max_score_diff: float = MAX_SCORE_DIFF) -> dict:
     """Aggregate :func:`match_detections` over ``(reference, backend)`` Detections pairs."""
     ref_n = ref_m = oth_n = oth_m = images = 0
     diffs, ious = [], []
     for reference, other in per_image:
         r = match_detections(reference, other, iou_threshold=iou_threshold, score_threshold=score_threshold,
-                             score_tol=score_tol)
+                             score_tol=score_tol, capacity=capacity)
         images += 1
         ref_n += r["reference_boxes"]
         ref_m += r["matched_reference"]

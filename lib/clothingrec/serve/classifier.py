@@ -98,8 +98,9 @@ def split_tensor(loaded: LoadedClassifier, split: str = "validation", max_images
     index = read_split(split, classes=tuple(loaded.classes))
     if per_class:
         index = index.subset(per_class, seed=seed)
-    if max_images is not None:
-        index.records = index.records[:max_images]
+    if max_images is not None and len(index.records) > max_images:  # evenly spaced: every class represented
+        step = len(index.records) / max_images
+        index.records = [index.records[int(i * step)] for i in range(max_images)]
     size = loaded.resize_size or loaded.imgsz
     store = build_store(index, size)
     x = eval_batch(store.images, loaded.imgsz, channels_last=False)
@@ -220,14 +221,20 @@ def serving_classifier(source, *, images: torch.Tensor | None = None, calibratio
     ``source``: a weights path or a :class:`LoadedClassifier`.  ``images``: normalised agreement
     inputs (default: ``agreement_split`` of clothing-dataset-small, at most ``max_agreement_images``).
     ``calibration``: int8 calibration inputs (default: ``calibration_per_class`` training images per
-    class — never the agreement images).  ``device`` other than ``cpu``: eager (and compile) only —
-    this onnxruntime build serves on the CPU.
+    class — never the agreement images).  ``device``: ``cpu`` (default) or ``auto``/``cuda``/…; on an
+    accelerator the eager model is served on it (this onnxruntime build serves on the CPU).
     """
+    from clothingrec.device import resolve_device
+
     loaded = source if isinstance(source, LoadedClassifier) else load_classifier(source, device="cpu")
     if threads:
         torch.set_num_threads(int(threads))
-    if not str(device).startswith("cpu"):
-        backends = [b for b in backends if b in ("eager", "compile")]
+    target = resolve_device(device)
+    if target.type != "cpu":  # this onnxruntime build serves on the CPU: on an accelerator eager is served
+        model = loaded.model.to(target).eval()
+        return ServingClassifier(model, tuple(loaded.classes), loaded.transform, loaded.imgsz, loaded.resize_size,
+                                 dict(loaded.meta), backend="eager", eager_model=model,
+                                 agreement={"agrees": True, "criterion": f"eager on {target}: the reference itself"})
     if images is None:
         images, _, _ = split_tensor(loaded, agreement_split, max_images=max_agreement_images)
     if "onnx-int8" in backends and calibration is None:

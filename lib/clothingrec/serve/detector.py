@@ -121,7 +121,9 @@ def hybrid_rcnn(model: nn.Module, plan: dict, *, threads: int | None = None, wor
 
     Exports are cached under ``workdir`` (default ``.cache/serve``) by a hash of the weights.
     """
-    model = model.eval().cpu()
+    if any(p.device.type != "cpu" for p in model.parameters()):
+        raise ValueError("hybrid_rcnn serves on the CPU (onnxruntime CPU build); the model is on an accelerator")
+    model = model.eval()
     folder = Path(workdir or SERVE_CACHE) / f"rcnn-{state_fingerprint(model, 'rcnn')}"
     hybrid = copy.deepcopy(model).eval()
     x = _example_image(model)
@@ -157,7 +159,7 @@ def hybrid_rcnn(model: nn.Module, plan: dict, *, threads: int | None = None, wor
                         dynamic_axes={"rois": {0: "n"}, "features": {0: "n"}})
         path = fp32
         if box_mode == "int8":
-            path = folder / "box_head-int8-dynamic.onnx"
+            path = folder / "box_head-int8-dynamic-pc.onnx"
             if not path.is_file():
                 quantize_dynamic_int8(fp32, path)
         hybrid.roi_heads.box_head = OrtModule(ort_session(path, threads), fallback=copy.deepcopy(head),
@@ -218,8 +220,12 @@ def export_yolo_onnx(weights: str | Path, imgsz: int, workdir=None, opset: int =
     return target
 
 
-def yolo_backend(predictor, workdir=None):
-    """A copy of a :class:`~clothingrec.detect.yolo.YoloPredictor` running ultralytics' ONNX Runtime backend."""
+def yolo_backend(predictor, workdir=None, threads: int | None = None):
+    """A copy of a :class:`~clothingrec.detect.yolo.YoloPredictor` running ultralytics' ONNX Runtime backend.
+
+    ultralytics opens its session with ONNX Runtime's default thread count; after a warm-up call the
+    session is replaced by one with ``threads`` intra-op threads (default: torch's, as eager uses).
+    """
     from ultralytics import YOLO
 
     path = export_yolo_onnx(predictor.weights, predictor.imgsz, workdir)
@@ -227,6 +233,10 @@ def yolo_backend(predictor, workdir=None):
     served.model = YOLO(str(path), task=predictor.task)
     served.weights = path
     served.device = "cpu"
+    served.predict(np.zeros((predictor.imgsz, predictor.imgsz, 3), dtype=np.uint8))  # builds the backend
+    backend = getattr(getattr(getattr(served.model, "predictor", None), "model", None), "backend", None)
+    if backend is not None and hasattr(backend, "session"):
+        backend.session = ort_session(path, threads)
     return served
 
 
@@ -235,6 +245,12 @@ def detector_candidates(predictor, *, backends: Sequence[str] | None = None, thr
                         workdir=None, log=None) -> dict[str, dict]:
     """``{name: {"predictor", "build_s", "error"}}`` — ``eager`` (the given predictor) first."""
     out = {"eager": {"predictor": predictor, "build_s": 0.0, "error": None}}
+    device = str(getattr(predictor, "device", "cpu"))
+    if not device.startswith("cpu"):
+        if log:
+            log(f"[serve] {type(predictor).__name__} runs on {device}: eager is served there "
+                "(the ONNX Runtime backends here are CPU builds)")
+        return out
     if is_torchvision_rcnn(predictor):
         names = list(backends) if backends is not None else list(RCNN_BACKENDS)
         for name in [n for n in names if n != "eager"]:
@@ -258,7 +274,7 @@ def detector_candidates(predictor, *, backends: Sequence[str] | None = None, thr
             t0 = time.perf_counter()
             entry = {"predictor": None, "error": None}
             try:
-                entry["predictor"] = yolo_backend(predictor, workdir)
+                entry["predictor"] = yolo_backend(predictor, workdir, threads)
             except Exception as exc:  # noqa: BLE001
                 entry["error"] = f"{type(exc).__name__}: {exc}"
             entry["build_s"] = time.perf_counter() - t0
@@ -271,6 +287,15 @@ def detector_candidates(predictor, *, backends: Sequence[str] | None = None, thr
     return out
 
 
+def detection_capacity(predictor) -> int | None:
+    """Most detections the predictor returns per image (its top-k cut-off), when known."""
+    roi_heads = getattr(getattr(predictor, "model", None), "roi_heads", None)
+    if roi_heads is not None and hasattr(roi_heads, "detections_per_img"):
+        return int(roi_heads.detections_per_img)
+    max_det = getattr(predictor, "max_det", None)
+    return int(max_det) if max_det else None
+
+
 def evaluate_candidates(candidates: dict[str, dict], images: Sequence[np.ndarray], *, rounds: int = 2,
                         repeats: int = 3, score_threshold: float = 0.0, timing_images: int = 1) -> list[dict]:
     """Agreement with eager over ``images`` and interleaved batch-1 latency over ``timing_images`` of them."""
@@ -278,6 +303,7 @@ def evaluate_candidates(candidates: dict[str, dict], images: Sequence[np.ndarray
         raise ValueError("detector agreement needs at least one image")
     eager = candidates["eager"]["predictor"]
     reference = [eager.predict(im) for im in images]
+    capacity = detection_capacity(eager)
     rows = []
     ok = {}
     for name, entry in candidates.items():
@@ -286,7 +312,8 @@ def evaluate_candidates(candidates: dict[str, dict], images: Sequence[np.ndarray
         if pred is not None:
             try:
                 outs = reference if name == "eager" else [pred.predict(im) for im in images]
-                row["agreement"] = agree.detector_agreement(zip(reference, outs), score_threshold=score_threshold)
+                row["agreement"] = agree.detector_agreement(zip(reference, outs), score_threshold=score_threshold,
+                                                            capacity=capacity)
                 ok[name] = pred
             except Exception as exc:  # noqa: BLE001 - a backend that fails at run time is reported
                 row["error"] = f"{type(exc).__name__}: {exc}"

@@ -78,12 +78,15 @@ def seeded_classifier(name: str = "mobilenet_v3_small", imgsz: int = 64, *, seed
 
 def seeded_detector(family: str = "fasterrcnn", backbone: str = "mobilenet_v3_large_fpn", *, min_size: int = 320,
                     seed: int = 0, images: list[np.ndarray] | None = None, num_categories: int = 13,
-                    score_threshold: float | None = None, **model_kwargs):
+                    score_threshold: float | None = None, logit_scale: float = 10.0, **model_kwargs):
     """An untrained torchvision detector behind :class:`~clothingrec.detect.TorchvisionPredictor`.
 
     BatchNorm of the backbone is re-estimated on ``images`` (default: 8 synthetic validation images)
     passed through the model's own resize transform.  ``model_kwargs`` go to ``build_detector``
-    (e.g. :data:`clothingrec.detect.LIGHT_HEADS`).
+    (e.g. :data:`clothingrec.detect.LIGHT_HEADS`).  ``logit_scale`` multiplies the freshly initialised
+    class-score layer: its default initialisation gives every class ~1/K probability (scores tied to
+    1e-4), which makes any comparison of rankings meaningless; scaled, scores spread like a trained
+    model's.
     """
     from clothingrec.detect import TorchvisionPredictor, build_detector
     from clothingrec.evaluate.results import EXPORT_SCORE_THRESHOLD
@@ -104,12 +107,14 @@ def seeded_detector(family: str = "fasterrcnn", backbone: str = "mobilenet_v3_la
         m.backbone(image_list.tensors)
 
     recalibrate_batchnorm(model, [tensors[i:i + 2] for i in range(0, len(tensors), 2)], forward)
+    with torch.no_grad():
+        model.roi_heads.box_predictor.cls_score.weight.mul_(float(logit_scale))
     return TorchvisionPredictor(model, {i: i for i in names}, names, device="cpu",
                                 score_threshold=EXPORT_SCORE_THRESHOLD if score_threshold is None else score_threshold)
 
 
 def seeded_yolo(model: str = "yolov8n", *, imgsz: int = 320, seed: int = 0, workdir: str | Path | None = None,
-                images: list[np.ndarray] | None = None, num_categories: int = 13, conf: float = 1e-4):
+                images: list[np.ndarray] | None = None, num_categories: int = 13, conf: float = 0.05):
     """An untrained ultralytics detector (BatchNorm re-estimated) saved as ``.pt`` behind a YoloPredictor."""
     from ultralytics import YOLO
     from ultralytics.nn.tasks import DetectionModel
@@ -119,7 +124,7 @@ def seeded_yolo(model: str = "yolov8n", *, imgsz: int = 320, seed: int = 0, work
 
     workdir = Path(workdir or CACHE_DIR / "serve")
     workdir.mkdir(parents=True, exist_ok=True)
-    path = workdir / f"{model}-seed{seed}-nc{num_categories}-{imgsz}.pt"
+    path = workdir / f"{model}-seed{seed}-nc{num_categories}-{imgsz}-v2.pt"
     if not path.is_file():
         torch.manual_seed(seed)
         with quiet_ultralytics(True):
@@ -133,6 +138,13 @@ def seeded_yolo(model: str = "yolov8n", *, imgsz: int = 320, seed: int = 0, work
             batch.append(torch.nn.functional.interpolate(t, size=(imgsz, imgsz), mode="bilinear",
                                                          align_corners=False))
         recalibrate_batchnorm(net, [torch.cat(batch[i:i + 4]) for i in range(0, len(batch), 4)])
+        # the class-logit bias is initialised for a trained prior (~1e-4 confidences); zero it so the
+        # untrained model's confidences spread around 0.5 and agreement checks compare real boxes
+        for branch in getattr(net.model[-1], "cv3", []):
+            last = branch[-1] if isinstance(branch, nn.Sequential) else None
+            if isinstance(last, nn.Conv2d) and last.bias is not None:
+                with torch.no_grad():
+                    last.bias.zero_()
         yolo.model = net
         yolo.save(str(path))
     return YoloPredictor(path, imgsz=imgsz, device="cpu", conf=conf)

@@ -81,7 +81,7 @@ def export_onnx(module: nn.Module, args: tuple, path: str | os.PathLike, *, inpu
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    was_training = module.training
+    modes = [(m, m.training) for m in module.modules()]  # restored per module: wrappers share sub-modules
     module.eval()
     tmp = path.with_suffix(".tmp.onnx")
     try:
@@ -96,7 +96,8 @@ def export_onnx(module: nn.Module, args: tuple, path: str | os.PathLike, *, inpu
         raise RuntimeError(f"ONNX export of {type(module).__name__} to {path} failed: "
                            f"{type(exc).__name__}: {exc}") from exc
     finally:
-        module.train(was_training)
+        for m, training in modes:
+            m.training = training
     return path
 
 
@@ -117,13 +118,14 @@ def ort_session(path: str | os.PathLike, threads: int | None = None, device: str
 
 
 def quantize_dynamic_int8(src: str | os.PathLike, dst: str | os.PathLike,
-                          op_types: Sequence[str] = ("MatMul", "Gemm")) -> Path:
-    """int8 weights for ``op_types`` (activations quantised per call): fully connected layers."""
+                          op_types: Sequence[str] = ("MatMul", "Gemm"), per_channel: bool = True) -> Path:
+    """int8 weights (per output channel) for ``op_types``, activations quantised per call: FC layers."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     dst = Path(dst)
     with _quiet():
-        quantize_dynamic(str(src), str(dst), op_types_to_quantize=list(op_types), weight_type=QuantType.QInt8)
+        quantize_dynamic(str(src), str(dst), op_types_to_quantize=list(op_types), weight_type=QuantType.QInt8,
+                         per_channel=per_channel)
     return dst
 
 

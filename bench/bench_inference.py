@@ -1,0 +1,188 @@
+"""Inference latency and throughput: eager PyTorch vs the project's serving path, in one run.
+
+For the classifier and each detector (Faster R-CNN, Mask R-CNN, YOLO) this builds every serving
+candidate (:mod:`clothingrec.serve`: ONNX Runtime fp32 / int8, the R-CNN hybrid), checks that it
+agrees with eager PyTorch (classifier: same top-1 on the test split, logits within tolerance;
+detectors: boxes matched at IoU ≥ 0.9 on validation images), then times, interleaved in rounds so a
+noisy machine hits every backend alike:
+
+- batch-1 latency (median, p95) and the speed-up over eager,
+- throughput: the classifier on batches of 32, a detector on one batch of ``--det-batch`` images
+  through its model (torchvision: a list of images; YOLO: ultralytics' list predict),
+
+and marks the backend the serving path chooses (fastest that agrees).  Models: the curated trained
+weights under runs/results/ when present, else seeded untrained stand-ins (BatchNorm re-estimated on
+real images; stated in the table).  Writes runs/bench/inference.json and inference.md.
+Figures only: nothing here is asserted.
+
+    python bench/bench_inference.py            # full (minutes)
+    python bench/bench_inference.py --quick    # seconds: tiny sizes, to keep the script from rotting
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+import clothingrec  # noqa: F401  (offline-safe environment first)
+from clothingrec import serve
+from clothingrec.paths import RUNS_DIR
+from clothingrec.serve import bench as B
+from clothingrec.serve.timing import compare_latency
+
+DETECTORS = ("fasterrcnn", "maskrcnn", "yolo")
+
+
+def bench_classifier(args, log) -> dict:
+    loaded, desc = B.resolve_classifier(args.classifier, args.classifier_imgsz, seed=args.seed)
+    split_max = 64 if args.quick else None
+    images, _, _ = serve.split_tensor(loaded, "test", max_images=split_max)
+    calibration, _, _ = serve.split_tensor(loaded, "train", per_class=2 if args.quick else 8, seed=args.seed)
+    backends = ["onnx-fp32", "onnx-int8"] + (["compile"] if args.compile else [])
+    entries = serve.classifier.build_backends(loaded.model, loaded.imgsz, backends=backends, calibration=calibration,
+                                              threads=args.threads, workdir=args.workdir, log=log)
+    rows = serve.classifier.evaluate_backends(entries, images, rounds=args.rounds, repeats=args.repeats,
+                                              throughput_batch=args.batch, throughput_repeats=args.throughput_repeats)
+    chosen = serve.classifier.choose(rows)["backend"]
+    return {"model": "classifier", "description": desc, "imgsz": loaded.imgsz, "agreement_images": int(len(images)),
+            "agreement_split": "test" if split_max is None else f"test ({split_max} evenly spaced)",
+            "throughput_batch": args.batch, "chosen": chosen, "rows": rows}
+
+
+def bench_detector(kind: str, args, images, log) -> dict:
+    pred, desc = B.resolve_detector(kind, getattr(args, kind), min_size=args.min_size, imgsz=args.yolo_imgsz,
+                                    images=images, detections=args.maskrcnn_detections if kind == "maskrcnn"
+                                    else args.detections, seed=args.seed, workdir=args.workdir)
+    candidates = serve.detector.detector_candidates(pred, threads=args.threads, workdir=args.workdir, log=log)
+    rows = serve.detector.evaluate_candidates(candidates, images, rounds=args.rounds, repeats=args.det_repeats,
+                                              score_threshold=args.score_threshold,
+                                              timing_images=min(len(images), 2))
+    batch_imgs = [images[i % len(images)] for i in range(args.det_batch)]
+    calls = {name: B.detector_batch_call(e["predictor"], batch_imgs) for name, e in candidates.items()
+             if e["predictor"] is not None and not any(r["backend"] == name and r.get("error") for r in rows)}
+    thr = compare_latency(calls, rounds=max(1, args.rounds - 1), repeats=1, warmup=0)
+    for row in rows:
+        if row["backend"] in thr:
+            t = thr[row["backend"]]
+            row["throughput"] = {**t, "batch": args.det_batch, "images_per_s": args.det_batch / (t["median_ms"] / 1000)}
+    usable = [r for r in rows if r.get("agreement", {}).get("agrees") and "batch1" in r]
+    chosen = min(usable, key=lambda r: r["batch1"]["median_ms"])["backend"] if usable else "eager"
+    return {"model": kind, "description": desc, "agreement_images": len(images), "throughput_batch": args.det_batch,
+            "chosen": chosen, "rows": rows}
+
+
+def markdown(record: dict) -> list[str]:
+    m = record["machine"]
+    lines = ["## Inference: eager PyTorch vs the serving path", "",
+             f"{m['date']}; {m['cpu']}, {m['cores']} cores, torch threads {m['torch_threads']} (ORT intra-op "
+             f"threads the same), torch {m['versions'].get('torch')}, onnxruntime {m['versions'].get('onnxruntime')}; "
+             f"load average {m['load_average_1_5_15']} at start; "
+             f"VNNI {'yes' if m['cpu_flags'].get('avx512_vnni') else 'no'}"
+             f"{' (quick mode: tiny sizes, figures not meaningful)' if record['quick'] else ''}.", "",
+             "Backends timed interleaved in rounds; batch-1 = one image per call through the predictor "
+             "(classifier: a preprocessed tensor).  ✔ = chosen for serving (fastest that agrees).", "",
+             "| model | backend | agrees | agreement | batch-1 median ms | p95 ms | speed-up | "
+             "throughput img/s (batch) | throughput ratio |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|"]
+    for res in record["results"]:
+        if "error" in res:
+            lines.append(f"| {res['model']} | – | – | failed: {res['error']} | | | | | |")
+            continue
+        base_thr = next((r.get("throughput", {}).get("images_per_s") for r in res["rows"] if r["backend"] == "eager"),
+                        None)
+        for r in res["rows"]:
+            a = r.get("agreement") or {}
+            if res["model"] == "classifier":
+                agr = (f"top-1 {a.get('top1_agreement', float('nan')):.3f} of {a.get('n')}, "
+                       f"max Δlogit {a.get('max_abs_logit_diff', float('nan')):.2g}") if a else r.get("error") or "–"
+            else:
+                agr = (f"{a.get('matched_reference')}/{a.get('reference_boxes')} boxes IoU≥0.9, "
+                       f"max Δscore {a.get('max_score_diff', float('nan')):.2g}") if a else r.get("error") or "–"
+            b1, t = r.get("batch1") or {}, r.get("throughput") or {}
+            ratio = t.get("images_per_s") / base_thr if t.get("images_per_s") and base_thr else None
+            mark = " ✔" if r["backend"] == res["chosen"] else ""
+            lines.append(f"| {res['model']} | {r['backend']}{mark} | {'yes' if a.get('agrees') else 'no'} | {agr} | "
+                         f"{B.fmt(b1.get('median_ms'))} | {B.fmt(b1.get('p95_ms'))} | "
+                         f"{B.fmt(r.get('speedup_vs_eager'), 2)}x | {B.fmt(t.get('images_per_s'))} ({t.get('batch', '–')}) | "
+                         f"{B.fmt(ratio, 2)}x |")
+    lines += ["", "Models: " + "; ".join(f"{r['model']}: {r.get('description', '?')}" for r in record["results"]), ""]
+    return lines
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="tiny sizes and few repeats (seconds)")
+    p.add_argument("--out", type=Path, default=RUNS_DIR / "bench")
+    p.add_argument("--workdir", type=Path, default=None, help="ONNX export cache (default .cache/serve)")
+    p.add_argument("--threads", type=int, default=None, help="torch and ORT intra-op threads (default: torch's)")
+    p.add_argument("--classifier", default="auto", help="auto | untrained | weights path")
+    p.add_argument("--classifier-imgsz", type=int, default=224, help="input size of an untrained classifier")
+    p.add_argument("--fasterrcnn", default="auto")
+    p.add_argument("--maskrcnn", default="auto")
+    p.add_argument("--yolo", default="auto")
+    p.add_argument("--detectors", default=",".join(DETECTORS), help="comma-separated subset of " + ",".join(DETECTORS))
+    p.add_argument("--min-size", type=int, default=512, help="R-CNN min_size of untrained detectors")
+    p.add_argument("--yolo-imgsz", type=int, default=640)
+    p.add_argument("--detections", type=int, default=100, help="detections per image (untrained Faster R-CNN)")
+    p.add_argument("--maskrcnn-detections", type=int, default=20, help="detections per image (untrained Mask R-CNN)")
+    p.add_argument("--images", type=int, default=4, help="validation images for detector agreement")
+    p.add_argument("--score-threshold", type=float, default=0.05, help="detector agreement: lowest score compared")
+    p.add_argument("--batch", type=int, default=32, help="classifier throughput batch")
+    p.add_argument("--det-batch", type=int, default=8, help="detector throughput batch")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=20, help="classifier batch-1 calls per round")
+    p.add_argument("--det-repeats", type=int, default=3, help="detector batch-1 calls per round")
+    p.add_argument("--throughput-repeats", type=int, default=3)
+    p.add_argument("--compile", action="store_true", help="also measure torch.compile for the classifier (slow to build)")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.classifier_imgsz, args.min_size, args.yolo_imgsz = 64, 128, 128
+        args.detections, args.maskrcnn_detections, args.images = 20, 5, 2
+        args.batch, args.det_batch, args.rounds, args.repeats, args.det_repeats = 8, 1, 1, 3, 1
+        args.throughput_repeats = 1
+        args.threads = args.threads or 1
+        if args.detectors == ",".join(DETECTORS):  # Mask R-CNN's path is the same code; tests/test_serve.py covers it
+            args.detectors = "fasterrcnn,yolo"
+        if args.classifier == "auto":
+            args.classifier = "untrained"
+        for kind in DETECTORS:
+            if getattr(args, kind) == "auto":
+                setattr(args, kind, "untrained")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore")
+    started = time.perf_counter()
+    record = {"quick": args.quick, "machine": B.machine(), "args": {k: str(v) for k, v in vars(args).items()},
+              "results": []}
+    print(f"[bench] inference: {record['machine']['cpu']}, torch threads {torch.get_num_threads()}")
+    try:
+        res = bench_classifier(args, print)
+    except Exception as exc:  # noqa: BLE001 - one failing model does not stop the others
+        res = {"model": "classifier", "error": f"{type(exc).__name__}: {exc}"}
+    record["results"].append(res)
+    images = serve.validation_images(args.images)
+    for kind in [k.strip() for k in args.detectors.split(",") if k.strip()]:
+        if kind not in DETECTORS:
+            p.error(f"unknown detector {kind!r}; choose from {DETECTORS}")
+        t0 = time.perf_counter()
+        try:
+            res = bench_detector(kind, args, images, print)
+        except Exception as exc:  # noqa: BLE001
+            res = {"model": kind, "error": f"{type(exc).__name__}: {exc}"}
+        res["wall_s"] = round(time.perf_counter() - t0, 1)
+        record["results"].append(res)
+        print(f"[bench] {kind}: {res.get('chosen', 'failed')} ({res['wall_s']} s)")
+    record["wall_s"] = round(time.perf_counter() - started, 1)
+    lines = markdown(record)
+    B.write(args.out, "inference", record, lines)
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
