@@ -275,9 +275,11 @@ def test_specs_from_committed_metrics():
     assert [(s.key, s.num_classes, s.input_size) for s in specs] == [
         ("person fasterrcnn_resnet50_fpn@512", 2, 512), ("maskrcnn_resnet50_fpn@384", 14, 384),
         ("mobilenet_v3_small@112", 10, 112)]
-    plan, settings = analysis_plan("smoke", ["mobilenet_v3_small@112", "resnet50@64"], trained=[cls, df2], repeats=7)
+    plan, settings = analysis_plan("full", ["mobilenet_v3_small@112", "resnet50@64"], trained=[cls, df2], repeats=7)
     assert [s.key for s in plan] == ["mobilenet_v3_small", "resnet50", "maskrcnn_resnet50_fpn@384"]
-    assert settings.repeats == 7 and settings.threads == 1
+    assert settings.repeats == 7 and settings.threads is None
+    smoke, settings = analysis_plan("smoke", ["resnet50@64"], trained=[df2])
+    assert [s.key for s in smoke] == ["resnet50"] and settings.threads == 1    # smoke ignores committed runs
     with pytest.raises(ValueError, match="appear twice"):
         analysis_plan("smoke", ["resnet50@64", "resnet50@96"])
 
@@ -294,3 +296,21 @@ def test_known_networks_vgg16_and_resnet50():
     r50 = torchvision.models.resnet50(num_classes=10).eval()
     rep = theoretical_rf(r50, torch.zeros(1, 3, 64, 64), targets=["layer4"])
     assert (rep.final["rf_h"], rep.final["jump_h"], rep.final["global_context"]) == (427, 32, False)
+
+
+def test_specs_read_the_runs_train_config(tmp_path):
+    from clothingrec.analyze.report import specs_from_results
+    from clothingrec.compare import Result
+
+    run = tmp_path / "results" / "person"
+    run.mkdir(parents=True)
+    (run / "train_config.json").write_text(json.dumps({
+        "config": {"model_kwargs": {"rpn_post_nms_top_n_train": 500, "rpn_post_nms_top_n_test": 300}},
+        "spec": {"num_classes": 2}}))
+    metrics = {"kind": "detector", "family": "fasterrcnn", "model": "fasterrcnn_mobilenet_v3_large_fpn",
+               "imgsz": 256, "dataset": "ccp", "task": "person"}
+    (spec,) = specs_from_results([Result(run / "metrics.json", "committed", metrics)])
+    assert spec.key == "person fasterrcnn_mobilenet_v3_large_fpn@256 (light heads)"
+    assert spec.num_classes == 2 and spec.extra == {"rpn_post_nms_top_n_test": 300}
+    model = build_model(spec)
+    assert model.rpn._post_nms_top_n["testing"] == 300

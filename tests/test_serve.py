@@ -142,6 +142,7 @@ def val_images():
     return serve.validation_images(3)
 
 
+@pytest.mark.slow
 def test_fasterrcnn_hybrid_agrees_and_keeps_interface(val_images, tmp_path_factory):
     from clothingrec.detect import LIGHT_HEADS, TorchvisionPredictor
 
@@ -167,6 +168,7 @@ def test_fasterrcnn_hybrid_agrees_and_keeps_interface(val_images, tmp_path_facto
     assert isinstance(det, Detections) and det.masks is None and len(det) > 0
 
 
+@pytest.mark.slow
 def test_maskrcnn_hybrid_masks_agree(val_images, tmp_path):
     from clothingrec.serve.detector import RCNN_BACKENDS, hybrid_rcnn
 
@@ -185,6 +187,7 @@ def test_maskrcnn_hybrid_masks_agree(val_images, tmp_path):
     assert ious and min(ious) >= 0.98, ious
 
 
+@pytest.mark.slow
 def test_yolo_onnx_agrees(val_images, tmp_path):
     from clothingrec.detect import YoloPredictor
 

@@ -95,7 +95,7 @@ def parse_spec(text: str, input_size: int | None = None, num_classes: int | None
     for family in RCNN_FAMILIES:
         if name.startswith(family + "_"):
             backbone = name[len(family) + 1:]
-            if label and label.endswith("(light heads)") and dataset == "person":
+            if label and label.endswith("(light heads)") and dataset == "person" and not label.startswith("person "):
                 label = "person " + label
             return ModelSpec(name, family, input_size, num_classes or DF2_CLASSES + 1, backbone=backbone,
                              label=label, dataset=dataset or "deepfashion2", extra=extra)

@@ -301,16 +301,27 @@ PROFILES = {
 }
 
 
-def specs_from_results(results: list[dict]) -> list[M.ModelSpec]:
-    """A spec for every trained model in ``metrics.json`` dicts: architecture, training size, head size.
+def specs_from_results(results: list) -> list[M.ModelSpec]:
+    """A spec for every trained model in ``metrics.json`` results: architecture, training size, head size.
 
-    Classifier/YOLO ``model`` names are used as they are; R-CNN ``model`` may be the full name or only
-    the backbone (``family`` completes it).  The number of categories comes from ``per_category``
-    (R-CNN heads add the background); person detectors (``task == "person"`` or a Penn-Fudan dataset)
-    get the ``person`` label.  Unknown architectures are skipped.
+    ``results`` holds metrics dicts or :class:`clothingrec.compare.Result` objects (then a
+    ``train_config.json`` beside the metrics file supplies the run's test-time model options, e.g. the
+    CPU light heads, and its number of classes).  Classifier/YOLO ``model`` names are used as they are;
+    R-CNN ``model`` may be the full name or only the backbone (``family`` completes it).  Without a
+    config the number of categories comes from ``per_category`` (R-CNN heads add the background);
+    person detectors (``task == "person"`` or a Penn-Fudan dataset) get the ``person`` label.
+    Unknown architectures are skipped.
     """
     specs = []
-    for d in results:
+    for item in results:
+        d = getattr(item, "data", item)
+        config = {}
+        path = getattr(item, "path", None)
+        if path is not None and (Path(path).parent / "train_config.json").is_file():
+            try:
+                config = json.loads((Path(path).parent / "train_config.json").read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                config = {}
         try:
             model, size = str(d["model"]), int(d["imgsz"])
             family = d.get("family")
@@ -319,16 +330,19 @@ def specs_from_results(results: list[dict]) -> list[M.ModelSpec]:
             per_cat = d.get("per_category") or {}
             cats = len(per_cat.get("bbox") or []) or None
             is_person = d.get("task") == "person" or "penn" in str(d.get("dataset", "")).lower()
-            classes = None
-            if d.get("kind") == "detector" and cats:
+            classes = (config.get("spec") or {}).get("num_classes")
+            if classes is None and d.get("kind") == "detector" and cats:
                 classes = cats + 1 if family in M.RCNN_FAMILIES else cats
             prov = d.get("provenance") or {}
-            light = any(bool((src or {}).get("light_heads")) for src in (d, prov, prov.get("settings")))
+            kwargs = (config.get("config") or {}).get("model_kwargs") or {}
+            test_kwargs = {k: v for k, v in kwargs.items() if k.endswith("_test")}
+            light = bool(test_kwargs) or any(bool((src or {}).get("light_heads"))
+                                             for src in (d, prov, prov.get("settings")))
             label = f"{'person ' if is_person else ''}{M.parse_spec(model, size).name}@{size}"
             spec = M.parse_spec(model, size, num_classes=classes, label=label + (" (light heads)" if light else ""),
                                 dataset="person" if is_person else None)
             if light:
-                spec.extra = M.light_heads()
+                spec.extra = test_kwargs or M.light_heads()
         except (KeyError, TypeError, ValueError):
             continue
         if all((s.name, s.input_size, s.num_classes, s.dataset) != (spec.name, spec.input_size, spec.num_classes,
@@ -341,8 +355,9 @@ def analysis_plan(profile: str = "smoke", models: list[str] | None = None, *, tr
                   **overrides) -> tuple[list, Settings]:
     """``(specs, settings)`` for a profile; ``models`` (``"name@size"`` strings) and keyword overrides win.
 
-    ``trained``: metrics dicts of committed runs; their models are added (at their training size) when
-    the list does not already hold the same architecture, size, head and task.
+    ``trained``: committed runs (metrics dicts or ``compare.Result``); in the full profile their models are
+    added (at their training size) when the list does not already hold the same architecture, size, head
+    and task.  The smoke profile ignores them: it stays small and reproducible for CI.
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
@@ -350,7 +365,7 @@ def analysis_plan(profile: str = "smoke", models: list[str] | None = None, *, tr
     if isinstance(models, str):   # "a@224,b@512" from the command line (make ... PARAMS='-p models ...')
         models = [m for m in models.replace(" ", ",").split(",") if m]
     specs = [M.parse_spec(m) for m in (models or plan["models"])]
-    for extra in specs_from_results(trained or []):
+    for extra in specs_from_results(trained if profile != "smoke" else []):
         if all((s.name, s.input_size, s.num_classes, s.dataset) != (extra.name, extra.input_size, extra.num_classes,
                                                                       extra.dataset) for s in specs):
             specs.append(extra)

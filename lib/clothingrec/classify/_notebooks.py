@@ -120,10 +120,10 @@ def notebook_09() -> nbformat.NotebookNode:
 
 def notebook_10() -> nbformat.NotebookNode:
     params = [
-        'profile = "smoke"       # kept for a uniform interface; the run evaluated decides the rest',
+        'profile = "smoke"       # kept for a uniform interface (the run evaluated decides the rest)',
         "output_dir = None       # set by `make evaluate-classifier`",
-        "run_dir = None          # a 09_train_classifier output folder; None = its latest run",
-        "weights = None          # a weights file (.pt export or .ckpt); None = the one in run_dir",
+        "run_dir = None          # a 09_train_classifier output folder (None: its latest run)",
+        "weights = None          # a weights file, .pt export or .ckpt (None: the one in run_dir)",
         'split = "test"          # test | validation',
         'published_model = "mobilenet_v3_small"  # published table to compare with: mobilenet_v3_small | resnet50',
         'device = "auto"',

@@ -184,6 +184,7 @@ def read_history(output_dir: str | Path) -> pd.DataFrame:
     df = pd.read_csv(csv)
     if "epoch" not in df:
         return df
+    df["epoch"] = df["epoch"].bfill()  # epoch-start rows (learning rate) carry no epoch yet
     df = df.drop(columns=[c for c in ("step",) if c in df]).groupby("epoch").first().reset_index()
     return df
 

@@ -10,9 +10,6 @@ fails fast offline and names the file to place in the torch cache.
 """
 from __future__ import annotations
 
-from functools import partial
-
-import torch
 from torch import nn
 
 from clothingrec.weights import torchvision_weights
@@ -131,4 +128,4 @@ def rebuild(spec: dict) -> nn.Module:
 
 
 __all__ = ["FAMILIES", "BACKBONES", "COCO_DETECTORS", "build_detector", "count_parameters",
-           "builder_spec", "rebuild", "partial", "torch"]
+           "builder_spec", "rebuild"]

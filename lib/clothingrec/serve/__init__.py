@@ -8,6 +8,18 @@
 - :mod:`~clothingrec.serve.agreement` — the agreement criteria and their tolerances.
 - :func:`seeded_classifier`, :func:`seeded_detector`, :func:`seeded_yolo` — untrained stand-ins with
   BatchNorm statistics re-estimated on real images (for tests and benchmarks without trained weights).
+
+Wiring a pipeline or a server (once, at start; exports are cached under ``.cache/serve`` by a hash of
+the weights)::
+
+    from clothingrec import serve
+    images = serve.validation_images(4)                     # or a few real photos / person crops
+    person = serve.fastest_predictor(person, images)       # same class as before, + .serving
+    clothing = serve.fastest_predictor(clothing, images)
+    classifier = serve.serving_classifier(weights_path)    # .classify(image, boxes), .predict(paths)
+    pipeline = Pipeline(person, clothing, ...)
+
+On an accelerator (predictor/model not on the CPU) the eager model is served unchanged.
 """
 from clothingrec.serve.agreement import classifier_agreement, detector_agreement, match_detections
 from clothingrec.serve.classifier import ServingClassifier, serving_classifier, split_tensor

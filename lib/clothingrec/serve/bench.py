@@ -60,6 +60,9 @@ def resolve_detector(kind: str, source: str, *, min_size: int, imgsz: int, image
         path = folder
     elif source != "untrained":
         path = Path(source)
+    if path is not None and path.is_dir():  # a curated folder: its checkpoint file, wherever it sits
+        files = sorted(p for p in path.rglob("*.pt") if p.is_file())
+        path = files[0] if files else path
     if path is not None:
         try:
             return load_detector(path, device="cpu"), f"trained: {path}"
