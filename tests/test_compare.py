@@ -115,6 +115,7 @@ def test_verdict_is_computed_from_the_table(tree):
     assert "resnet50 costs 73.7× the FLOPs and 12.0× the latency of mobilenet_v3_small for +4.0 points accuracy" in text
     assert "Pareto front (fewer FLOPs, higher accuracy): mobilenet_v3_small, resnet50" in text
     assert "best bbox AP 0.200 by yolov8n.yaml" in text
+    assert "clothing detectors (committed runs)" in text and "person detectors: only reference rows" in text
     assert "maskrcnn_resnet50_fpn" in set(det["model"])            # backbone-only model names get their family
     assert "+14.4 points versus ours" in text                   # published resnet50 88.44 vs our 74.0
 
@@ -128,7 +129,7 @@ def test_smoke_only_verdict_says_so(tmp_path):
     cls = compare.classifier_table(col, {})
     lines = compare.verdict(cls, compare.detector_table(col, {}))
     assert "smoke runs only" in lines[0]
-    assert lines[-1].startswith("detectors: only reference rows")
+    assert lines[-1].startswith("person detectors: only reference rows")
     assert cls.iloc[0]["note"] == "no analysis record for this model"
 
 

@@ -102,9 +102,9 @@ def _read(path: Path, source: str, out: Collection) -> None:
     if source != "committed":
         prof = (data.get("provenance") or {}).get("profile")
         source = str(prof) if prof and prof != "smoke" else "smoke"
-        key = _identity(data)
-        if any(_identity(r.data) == key for r in out.results):
-            return  # the same run and figures, already listed (committed, or written by another notebook)
+    key = _identity(data)
+    if any(_identity(r.data) == key for r in out.results):
+        return  # the same run and figures, already listed (a copy in a sub-folder, or written by another notebook)
     out.results.append(Result(path, source, data))
 
 
@@ -208,6 +208,12 @@ def match_analysis(metrics: dict, analysis: dict) -> dict | None:
     return None
 
 
+def detector_task(metrics: dict) -> str:
+    """``person`` (person detectors, Penn-Fudan) or ``clothing`` (DeepFashion2-style categories)."""
+    dataset = str(metrics.get("dataset", "")).lower()
+    return "person" if metrics.get("task") == "person" or "penn" in dataset or "person" in dataset else "clothing"
+
+
 def architecture(metrics: dict) -> str:
     """The full architecture name: an R-CNN ``model`` given as its backbone gets its family prefix."""
     model, family = str(metrics.get("model", "")), metrics.get("family")
@@ -268,15 +274,16 @@ def detector_table(collection: Collection, analysis: dict, refs: list[Reference]
     for r in collection.of_kind("detector"):
         d = r.data
         rec = match_analysis(d, analysis)
-        rows.append({"model": architecture(d), "family": d.get("family", ""), "run": d["name"], "source": r.source,
-                     "from": r.origin,
+        rows.append({"model": architecture(d), "family": d.get("family", ""), "task": detector_task(d),
+                     "run": d["name"], "source": r.source, "from": r.origin,
                      "dataset": f"{d.get('dataset', '?')}/{d.get('split', '?')}",
                      "bbox AP": _num(d["bbox_AP"]), "bbox AP50": _num(d["bbox_AP50"]),
                      "segm AP": _num(d.get("segm_AP")), "segm AP50": _num(d.get("segm_AP50")),
                      **_cost_columns(rec), "note": "" if rec else "no analysis record for this model"})
     for ref in (references("detector") if refs is None else [x for x in refs if x.kind == "detector"]):
         rec = match_analysis({"model": ref.model}, analysis)
-        rows.append({"model": ref.model, "family": ref.model.split("_", 1)[0], "run": ref.name,
+        rows.append({"model": ref.model, "family": ref.model.split("_", 1)[0], "task": detector_task(
+                         {"dataset": ref.dataset}), "run": ref.name,
                      "source": "reference", "from": "clothingrec.reference", "dataset": f"{ref.dataset}/{ref.split}",
                      "bbox AP": _num(ref.metrics.get("bbox_AP")), "bbox AP50": _num(ref.metrics.get("bbox_AP50")),
                      "segm AP": _num(ref.metrics.get("segm_AP")), "segm AP50": _num(ref.metrics.get("segm_AP50")),
@@ -294,7 +301,7 @@ def _num(v):
 CLASSIFIER_COLUMNS = ["model", "run", "source", "from", "dataset", "accuracy (%)", "macro-F1 (%)", "GMACs", "GFLOPs",
                       "params (M)", "latency p50 (ms)", "latency p95 (ms)", "throughput (img/s)", "analysed at",
                       "note"]
-DETECTOR_COLUMNS = ["model", "family", "run", "source", "from", "dataset", "bbox AP", "bbox AP50", "segm AP", "segm AP50",
+DETECTOR_COLUMNS = ["model", "family", "task", "run", "source", "from", "dataset", "bbox AP", "bbox AP50", "segm AP", "segm AP50",
                     "GMACs", "GFLOPs", "params (M)", "latency p50 (ms)", "latency p95 (ms)", "throughput (img/s)",
                     "analysed at", "note"]
 _SOURCE_ORDER = {"committed": 0, "reference": 9}
@@ -324,7 +331,11 @@ def verdict(classifiers: pd.DataFrame, detectors: pd.DataFrame) -> list[str]:
     """A few sentences computed from the tables (measured rows only; reference rows for the gap)."""
     lines = []
     lines += _verdict_kind(classifiers, "accuracy (%)", "accuracy", "%", "classifier")
-    lines += _verdict_kind(detectors, "bbox AP", "bbox AP", "", "detector", digits=3)
+    if detectors is None or detectors.empty or "task" not in detectors:
+        return lines + _verdict_kind(detectors, "bbox AP", "bbox AP", "", "detector", digits=3)
+    for task in sorted(detectors["task"].unique()):
+        lines += _verdict_kind(detectors[detectors["task"] == task].reset_index(drop=True), "bbox AP", "bbox AP", "",
+                               f"{task} detector", digits=3)
     return lines
 
 
