@@ -46,7 +46,7 @@ NB_PARAMS := $(if $(PROFILE),-r profile $(PROFILE)) $(if $(DATASET),-r dataset $
 	$(if $(MODEL),-r model $(MODEL)) $(if $(DEVICE),-r device $(DEVICE)) \
 	$(if $(BATCH),-p batch $(BATCH)) $(if $(CONFIG),-r config $(CONFIG))
 
-.PHONY: help setup browser data all lab test test-fast bench clean index notebooks-refresh $(NOTEBOOK_TARGETS)
+.PHONY: help setup browser data all lab serve test test-fast bench clean index notebooks-refresh $(NOTEBOOK_TARGETS)
 
 help:
 	@echo "make setup        create $(VENV) (Python 3.11), install pinned packages and the clothingrec kernel"
@@ -54,6 +54,7 @@ help:
 	@echo "make all          run every notebook in order (smoke profile) and write runs/index.html"
 	@echo "make test         pytest tests/ + nbval over every notebook in notebooks/"
 	@echo "make lab          start JupyterLab with the clothingrec kernel"
+	@echo "make serve        web demo on http://127.0.0.1:PORT (PORT=8000; APP_ARGS='--clothing-detector PATH ...')"
 	@echo "make bench        run every bench/bench_*.py (full size) into runs/bench/ (BENCH_ARGS=--quick for a smoke)"
 	@echo "make clean        remove runs (except runs/results) and caches; never data"
 	@echo "notebook targets  $(NOTEBOOK_TARGETS)"
@@ -101,6 +102,11 @@ all: $(DATA_STAMP)
 
 index: $(SETUP_STAMP)
 	$(PY) -m clothingrec.notebooks index
+
+PORT ?= 8000
+serve: $(SETUP_STAMP)
+	@echo "[serve] web demo (waitress) on http://127.0.0.1:$(PORT)"
+	$(PY) -m app --host 127.0.0.1 --port $(PORT) $(APP_ARGS)
 
 lab: $(DATA_STAMP)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
