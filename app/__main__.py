@@ -28,6 +28,9 @@ def parse_args(argv=None) -> AppConfig:
                                         "or a weights file")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:1 | mps")
     p.add_argument("--threads", type=int, help="torch intra-op threads")
+    p.add_argument("--serving", choices=("fastest", "eager"),
+                   help="fastest (default): trained models on the CPU run the fastest ONNX Runtime path that agrees "
+                        "with eager PyTorch, measured at start; eager: PyTorch as trained")
     p.add_argument("--replicas", type=int, help="model copies serving requests in parallel (default 1)")
     p.add_argument("--server-threads", dest="server_threads", type=int, help="waitress worker threads")
     p.add_argument("--default-mode", dest="default_mode", choices=MODES)

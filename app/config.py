@@ -19,6 +19,9 @@ class AppConfig:
     replicas: int = 1                   # model copies; each request holds one exclusively
     queue_timeout_s: float = 120.0      # a request waiting longer for a free copy gets 503
     warmup: bool = True                 # one pass of every model at start
+    # "fastest": trained models on the CPU run the fastest ONNX Runtime path that agrees with eager PyTorch,
+    # chosen by measurement at start (clothingrec.serve; person detector fp32 only); "eager": PyTorch as trained
+    serving: str = "fastest"
     # pipeline
     default_mode: str = "two-stage"
     margin: float = 0.1                 # person box padding (fraction of its size) before cropping
@@ -45,6 +48,8 @@ class AppConfig:
     def __post_init__(self):
         if self.default_mode not in MODES:
             raise ValueError(f"default_mode must be one of {MODES}, got {self.default_mode!r}")
+        if self.serving not in ("fastest", "eager"):
+            raise ValueError(f"serving must be 'fastest' or 'eager', got {self.serving!r}")
         if self.replicas < 1:
             raise ValueError(f"replicas must be >= 1, got {self.replicas}")
         if not 0 <= self.margin <= 2:

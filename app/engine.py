@@ -50,6 +50,7 @@ class Service:
         self.config = config
         self.device = resolve_device(config.device)
         self.threads = set_threads(config.threads)
+        self._log = log
         self._pool: queue.Queue[Engine] = queue.Queue()
         self.infos: dict[str, ModelInfo] = {}
         started = time.perf_counter()
@@ -68,7 +69,7 @@ class Service:
         self.failed = 0
         for info in self.infos.values():
             log(f"[app] {info.role}: {info.architecture} — weights: "
-                f"{'trained, ' + info.source if info.trained else UNTRAINED}")
+                f"{'trained, ' + info.source if info.trained else UNTRAINED} — runs on: {info.serving}")
         log(f"[app] {config.replicas} model cop{'y' if config.replicas == 1 else 'ies'} on {self.device}, "
             f"torch threads {self.threads}, loaded in {self.load_seconds:.1f} s")
 
@@ -91,11 +92,30 @@ class Service:
         classifier, kinfo = load_crop_classifier(
             c.classifier, untrained_name=c.smoke_classifier, size=c.smoke_classifier_size,
             seed=c.smoke_seed + 2, device=self.device)
+        if c.serving == "fastest" and self.device.type == "cpu":
+            person, clothing, classifier = self._serve(person, pinfo, clothing, cinfo, classifier, kinfo)
         person_threshold = 0.5 if c.person_score_threshold is None else c.person_score_threshold
         pipeline = Pipeline(person, clothing, margin=c.margin, person_score_threshold=person_threshold,
                             max_persons=c.max_persons)
         self.infos = {"person_detector": pinfo, "clothing_detector": cinfo, "classifier": kinfo}
         return Engine(pipeline, classifier, index)
+
+    def _serve(self, person, pinfo, clothing, cinfo, classifier, kinfo):
+        """Trained models → the fastest serving path that agrees with eager (measured here, at start);
+        untrained stand-ins stay eager (nothing to gain in a smoke setting, and it keeps start-up quick)."""
+        from clothingrec import serve
+
+        served_person, served_clothing = serve.serve_detectors(
+            person if pinfo.trained else None, clothing if cinfo.trained else None,
+            threads=self.threads, log=self._log)
+        if served_person is not None:
+            person, pinfo.serving = served_person, serve.backend_of(served_person)
+        if served_clothing is not None:
+            clothing, cinfo.serving = served_clothing, serve.backend_of(served_clothing)
+        if kinfo.trained:
+            classifier = serve.serving_classifier(kinfo.source, threads=self.threads, log=self._log)
+            kinfo.serving = classifier.backend
+        return person, clothing, classifier
 
     @staticmethod
     def _warm(engine: Engine) -> None:

@@ -42,11 +42,13 @@ class ModelInfo:
     trained: bool
     architecture: str
     categories: list[str] = field(default_factory=list)
+    serving: str = "eager"  # the backend that runs it (clothingrec.serve): eager, onnx-fp32, onnx-int8, …
 
     def to_dict(self) -> dict:
         return {"role": self.role, "source": self.source, "trained": self.trained,
                 "weights": "trained" if self.trained else UNTRAINED,
-                "architecture": self.architecture, "num_categories": len(self.categories)}
+                "architecture": self.architecture, "num_categories": len(self.categories),
+                "serving": self.serving}
 
 
 # --------------------------------------------------------------------------- detectors

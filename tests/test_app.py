@@ -388,3 +388,42 @@ def test_busy_models_give_503_then_recover(service, client, photo_bytes):
         service._pool.put(engine)
     assert r.status_code == 503 and r.headers["Retry-After"] and r.get_json()["error"]["code"] == "busy"
     _assert_healthy(client)
+
+
+def test_trained_models_run_on_the_fastest_agreeing_serving_path():
+    """With the committed YOLO and classifier weights, ``serving=fastest`` picks a measured backend, says so,
+    and its answers match the eager service on a real photo (boxes at IoU ≥ 0.9, same garment labels)."""
+    from app.engine import Service
+    from app.models import _find_weights
+    from clothingrec import serve
+
+    if _find_weights("detector-*", folder=True) is None or _find_weights("classifier-mobilenet_v3_small*") is None:
+        pytest.fail("the committed weights under runs/results/ are missing: this test needs them")
+    photo = decode_image(ccp_photo(1).read_bytes(), filename="0001.jpg")
+    results = {}
+    for serving in ("eager", "fastest"):
+        cfg = smoke_config(clothing_detector="auto", classifier="auto", serving=serving, warmup=False,
+                           default_mode="direct", threads=2)
+        svc = Service(cfg, log=lambda *a, **k: None)
+        results[serving] = (svc.describe()["models"], svc.predict(photo, score_threshold=0.25))
+    eager_models, eager = results["eager"]
+    served_models, served = results["fastest"]
+    assert eager_models["clothing_detector"]["serving"] == "eager"
+    assert served_models["person_detector"]["serving"] == "eager"  # untrained stand-in: never served
+    assert served_models["clothing_detector"]["serving"] in ("eager", "onnx-fp32")
+    assert served_models["classifier"]["serving"] in ("eager", "onnx-fp32", "onnx-int8")
+    assert eager["num_detections"] > 0
+
+    def detections(payload):
+        from clothingrec.detect.types import Detections
+
+        items = payload["detections"]
+        return Detections(np.array([d["box"] for d in items], dtype=np.float32).reshape(-1, 4),
+                          np.array([d["label"] for d in items]), np.array([d["score"] for d in items]))
+
+    agreement = serve.detector_agreement([(detections(eager), detections(served))], score_threshold=0.3)
+    assert agreement["agrees"], agreement
+    eager_labels = {tuple(np.round(d["box"])): d["classifier"]["label"] for d in eager["detections"]}
+    same = [eager_labels.get(tuple(np.round(d["box"]))) == d["classifier"]["label"] for d in served["detections"]
+            if tuple(np.round(d["box"])) in eager_labels]
+    assert same and np.mean(same) >= 0.8, same

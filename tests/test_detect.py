@@ -160,6 +160,20 @@ def test_settings_merge_profile_config_and_overrides(tmp_path):
     assert prepared_dir("/data/my df2/", max_images=8).name == "data_my_df2-garments-detect-max8"
 
 
+def test_committed_cpu_configs_resolve_from_any_working_directory(tmp_path, monkeypatch):
+    """`make train-fasterrcnn CONFIG=configs/detect/x.yaml`: papermill runs the notebook in notebooks/, so a
+    path relative to the project root must still be found (and a bare file name under configs/detect/)."""
+    monkeypatch.chdir(tmp_path)
+    for kind in ("fasterrcnn", "maskrcnn"):
+        by_root = resolve_settings(kind, "smoke", f"configs/detect/{kind}-ccp-cpu.yaml")
+        by_name = resolve_settings(kind, "smoke", f"{kind}-ccp-cpu.yaml")
+        assert by_root == by_name
+        assert (by_root["dataset"], by_root["backbone"], by_root["light_heads"]) == ("ccp", "mobilenet_v3_large_fpn", True)
+        assert by_root["time_hours"] == 0.95
+    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+        resolve_settings("fasterrcnn", "smoke", "configs/detect/nope.yaml")
+
+
 @pytest.mark.slow
 def test_short_training_lowers_the_loss_and_checkpoint_predicts(tmp_path):
     path, img_dir = write_fixture(tmp_path, n=4)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from clothingrec.paths import CONFIG_DIR, RUNS_DIR
+from clothingrec.paths import CONFIG_DIR, PROJECT_ROOT, RUNS_DIR
 
 PREPARED_DIR = RUNS_DIR / "prepared"
 KINDS = ("yolo", "fasterrcnn", "maskrcnn")
@@ -33,6 +33,17 @@ def _load_yaml(path: Path) -> dict:
     return data
 
 
+def _find_config(path: Path) -> Path:
+    """A user YAML as given, else relative to the project root (``make … CONFIG=configs/detect/x.yaml``:
+    papermill runs the notebook in notebooks/), else under configs/detect/."""
+    if path.is_absolute() or path.is_file():
+        return path
+    for base in (PROJECT_ROOT, CONFIG_DIR / "detect"):
+        if (base / path).is_file():
+            return base / path
+    return path
+
+
 def resolve_settings(kind: str, profile: str = "smoke", config=None, overrides: dict | None = None) -> dict:
     """Merge the profile's YAML, an optional user YAML and the non-``None`` ``overrides``."""
     path = profile_path(kind, profile)
@@ -41,9 +52,7 @@ def resolve_settings(kind: str, profile: str = "smoke", config=None, overrides: 
         raise ValueError(f"unknown profile {profile!r} for {kind}: known {known}")
     settings = _load_yaml(path)
     if config:
-        cpath = Path(config)
-        if not cpath.is_absolute() and not cpath.is_file():
-            cpath = CONFIG_DIR / "detect" / cpath
+        cpath = _find_config(Path(config))
         user = _load_yaml(cpath)
         unknown = sorted(set(user) - set(settings))
         if unknown:

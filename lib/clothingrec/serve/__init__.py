@@ -5,6 +5,8 @@
   ``.agreement``, ``.latency``, ``.candidates``; ``.predict(images)``, ``.classify(image, boxes)``).
 - :func:`fastest_predictor` (an eager detector predictor, validation images) → a predictor of the same
   class with ``.serving`` / ``.serving_backend`` (torchvision R-CNN hybrid in ORT, or YOLO in ORT).
+- :func:`serve_detectors` (person, clothing, images, serving="fastest"|"eager") → both pipeline detectors
+  served (the person detector fp32 only: see :mod:`~clothingrec.serve.pipeline`); the app and notebook 08.
 - :mod:`~clothingrec.serve.agreement` — the agreement criteria and their tolerances.
 - :func:`seeded_classifier`, :func:`seeded_detector`, :func:`seeded_yolo` — untrained stand-ins with
   BatchNorm statistics re-estimated on real images (for tests and benchmarks without trained weights).
@@ -27,9 +29,11 @@ from clothingrec.serve.detector import fastest_predictor, hybrid_rcnn
 from clothingrec.serve.models import (recalibrate_batchnorm, seeded_classifier, seeded_detector, seeded_yolo,
                                       validation_images)
 from clothingrec.serve.onnx import OrtModule, cpu_flags, export_onnx, ort_session
+from clothingrec.serve.pipeline import PERSON_BACKENDS, SERVING_MODES, agreement_images, backend_of, serve_detectors
 from clothingrec.serve.timing import compare_latency
 
 __all__ = ["classifier_agreement", "detector_agreement", "match_detections", "ServingClassifier",
            "serving_classifier", "split_tensor", "fastest_predictor", "hybrid_rcnn", "recalibrate_batchnorm",
            "seeded_classifier", "seeded_detector", "seeded_yolo", "validation_images", "OrtModule", "cpu_flags",
-           "export_onnx", "ort_session", "compare_latency"]
+           "export_onnx", "ort_session", "compare_latency", "PERSON_BACKENDS", "SERVING_MODES", "agreement_images", "backend_of",
+           "serve_detectors"]
