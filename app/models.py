@@ -75,18 +75,24 @@ def _find_weights(folder_glob: str, pattern: str = "*", *, folder: bool = False)
     return None
 
 
+def _resolve_source(role: str, source: str, auto, what: str) -> Path | None:
+    """The weights path ``source`` names: ``auto()`` for "auto", None for "untrained", else the path itself."""
+    if source == "auto":
+        return auto()
+    if source == "untrained":
+        return None
+    path = Path(source)
+    if not path.exists():
+        raise ModelLoadError(f"{role}: {path} does not exist (give {what}, 'auto' or 'untrained')")
+    return path
+
+
 def load_detector_predictor(role: str, source: str, *, untrained_family: str, untrained_backbone: str,
                             categories: list[str], min_size: int, seed: int, device: torch.device,
                             detections_per_img: int, auto_glob: str):
     """(predictor, ModelInfo) for ``source`` in {"auto", "untrained", <path>}."""
-    path = None
-    if source == "auto":
-        path = _find_weights(auto_glob, folder=True)
-    elif source != "untrained":
-        path = Path(source)
-        if not path.exists():
-            raise ModelLoadError(f"{role}: {path} does not exist (give a run folder or a checkpoint file, "
-                                 "'auto' or 'untrained')")
+    path = _resolve_source(role, source, lambda: _find_weights(auto_glob, folder=True),
+                           "a run folder or a checkpoint file")
     if path is None:
         predictor = _untrained_detector(untrained_family, untrained_backbone, categories, min_size, seed,
                                         device, detections_per_img)
@@ -149,14 +155,9 @@ class CropClassifier:
 
 def load_crop_classifier(source: str, *, untrained_name: str, size: int, seed: int, device: torch.device):
     """(CropClassifier, ModelInfo) for ``source`` in {"auto", "untrained", <path>}."""
-    path = None
-    if source == "auto":
-        path = _find_weights("classifier-mobilenet_v3_small*", "mobilenet_v3_small*")
-    elif source != "untrained":
-        path = Path(source)
-        if not path.exists():
-            raise ModelLoadError(f"classifier: {path} does not exist (give a weights file, 'auto' or "
-                                 "'untrained')")
+    path = _resolve_source("classifier", source,
+                           lambda: _find_weights("classifier-mobilenet_v3_small*", "mobilenet_v3_small*"),
+                           "a weights file")
     if path is None:
         torch.manual_seed(seed)
         model = build_classifier(untrained_name, num_classes=len(CLASSIFIER_CLASSES), pretrained=None)
