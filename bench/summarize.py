@@ -15,7 +15,7 @@ def main() -> None:
              f"{machine['cores']} cores, torch threads {machine['torch_threads']}, "
              f"torch {envinfo.package_versions()['torch']}, commit {envinfo.git_commit()}\n"]
     for table in sorted(bench.glob("*.md")):
-        if table.name != "README.md":
+        if table.name != "README.md" and "quick" not in table.name:
             parts.append(table.read_text())
     (bench / "README.md").write_text("\n".join(parts))
     print((bench / "README.md").read_text())

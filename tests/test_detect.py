@@ -169,7 +169,7 @@ def test_committed_cpu_configs_resolve_from_any_working_directory(tmp_path, monk
         by_name = resolve_settings(kind, "smoke", f"{kind}-ccp-cpu.yaml")
         assert by_root == by_name
         assert (by_root["dataset"], by_root["backbone"], by_root["light_heads"]) == ("ccp", "mobilenet_v3_large_fpn", True)
-        assert by_root["time_hours"] == 0.95
+        assert 0 < by_root["time_hours"] <= 1
     with pytest.raises(FileNotFoundError, match="nope.yaml"):
         resolve_settings("fasterrcnn", "smoke", "configs/detect/nope.yaml")
 

@@ -43,7 +43,7 @@ def _lscpu() -> dict[str, str]:
 
 
 def curate(train_run: Path, eval_run: Path, command: str, eval_command: str, name: str | None = None,
-           notes: str = "") -> Path:
+           notes: str = "", machine_note: str = "") -> Path:
     train_run, eval_run = Path(train_run).resolve(), Path(eval_run).resolve()
     summary = json.loads((train_run / "train_summary.json").read_text())
     metrics = json.loads((eval_run / "metrics.json").read_text())
@@ -86,7 +86,7 @@ def curate(train_run: Path, eval_run: Path, command: str, eval_command: str, nam
         f"- CPU: {cpu.get('Model name', '?')}, {cpu.get('CPU(s)', '?')} logical CPUs "
         f"({cpu.get('Core(s) per socket', '?')} cores per socket)",
         f"- torch threads: {cfg.get('threads')}; device {summary.get('device')}; precision {summary.get('precision')}",
-        "- shared machine: other engineers' jobs ran on the same 2 cores throughout (load average ~10)", "",
+        f"- {machine_note or 'what else ran on the machine: not recorded'}", "",
         "## Timing", "",
         f"- training started {summary.get('started')}, ended {summary.get('ended')}, wall "
         f"{(ended - started).total_seconds() / 60:.1f} min" if started and ended else "- times unavailable",
@@ -115,8 +115,10 @@ def main(argv=None) -> int:
     p.add_argument("--eval-command", required=True, help="exact command of the evaluation run")
     p.add_argument("--name", default=None)
     p.add_argument("--notes", default="")
+    p.add_argument("--machine-note", default="", help="what else ran on the machine during the run")
     args = p.parse_args(argv)
-    dest = curate(args.train_run, args.eval_run, args.command, args.eval_command, args.name, args.notes)
+    dest = curate(args.train_run, args.eval_run, args.command, args.eval_command, args.name, args.notes,
+                  args.machine_note)
     print(f"curated into {dest}")
     return 0
 
