@@ -132,6 +132,18 @@ def test_make_variables_reach_the_notebook():
     assert env["machine"]["torch_threads"] == 1
 
 
+def test_runner_reuses_a_given_run_folder_and_keeps_the_earlier_copy(tmp_path):
+    """`PARAMS='-r output_dir runs/<nb>/<stamp> -p resume True'` continues a run in its own folder: the first
+    executed copy stays, the second is written beside it with a timestamp."""
+    run_dir = tmp_path / "run"
+    first = nb_runner.run("00_environment", {"output_dir": str(run_dir), "threads": 1})
+    time.sleep(1.1)
+    second = nb_runner.run("00_environment", {"output_dir": str(run_dir), "threads": 1})
+    assert first == run_dir / "00_environment.ipynb" and first.is_file()
+    assert second.parent == run_dir and second != first and second.name.startswith("00_environment-")
+    assert second.is_file() and (run_dir / "environment.json").is_file()
+
+
 def _nbval(notebook: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", "--nbval-sanitize-with",

@@ -54,11 +54,20 @@ def run(name: str, parameters: dict, kernel_name: str | None = KERNEL_NAME) -> P
 
     source = notebook_path(name)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = RUNS_DIR / source.stem / stamp
+    if parameters.get("output_dir"):
+        # an existing run folder (e.g. `-r output_dir runs/05_train_maskrcnn/<stamp> -p resume True`):
+        # the earlier executed copy is kept, this one is written beside it
+        run_dir = Path(parameters["output_dir"]).resolve()
+        target = run_dir / source.name
+        if target.exists():
+            target = run_dir / f"{source.stem}-{stamp}.ipynb"
+    else:
+        run_dir = RUNS_DIR / source.stem / stamp
+        target = run_dir / source.name
     run_dir.mkdir(parents=True, exist_ok=True)
-    target = run_dir / source.name
     parameters = {**parameters, "output_dir": str(run_dir)}
-    print(f"[notebook] {source.name} -> {target.relative_to(RUNS_DIR.parent)}")
+    shown = target.relative_to(RUNS_DIR.parent) if target.is_relative_to(RUNS_DIR.parent) else target
+    print(f"[notebook] {source.name} -> {shown}")
     print(f"[notebook] parameters: {json.dumps(parameters)}")
     start = time.perf_counter()
     try:

@@ -351,22 +351,30 @@ def evaluate_modes(pipeline: Pipeline, gt, image_dir, *, modes=MODES, max_images
 
 # ---------------------------------------------------------------- notebook helpers
 def clothing_val_set(run_dir) -> tuple[Path, Path]:
-    """``(val COCO json, val image folder)`` a torchvision clothing-detector run was validated on.
+    """``(val COCO json, val image folder)`` a clothing-detector run was validated on.
 
-    Read from the run's ``train_config.json`` (written by :func:`clothingrec.detect.train`); the
-    images are the converter's ``images/val`` beside ``annotations/``.
+    Read from the run's ``data.json`` (the prepared dataset, written by notebooks 03–05 for YOLO and
+    torchvision runs alike), else from ``train_config.json`` (written by :func:`clothingrec.detect.train`;
+    the images are the converter's ``images/val`` beside ``annotations/``).
     """
-    run_dir = Path(run_dir)
-    cfg_path = run_dir / "train_config.json"
-    if not cfg_path.is_file():
-        raise FileNotFoundError(f"{cfg_path} not found: pass the evaluation dataset explicitly")
     import json
 
-    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    if "val_json" not in cfg:
-        raise ValueError(f"{cfg_path} has no field 'val_json'")
-    val_json = Path(cfg["val_json"])
-    image_dir = val_json.parent.parent / "images" / "val"
+    run_dir = Path(run_dir)
+    data_path, cfg_path = run_dir / "data.json", run_dir / "train_config.json"
+    if data_path.is_file():
+        data = json.loads(data_path.read_text(encoding="utf-8"))
+        try:
+            val_json, image_dir = Path(data["coco_json"]["val"]), Path(data["image_dir"]["val"])
+        except (KeyError, TypeError):
+            raise ValueError(f"{data_path} has no fields 'coco_json.val' / 'image_dir.val'") from None
+    elif cfg_path.is_file():
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+        if "val_json" not in cfg:
+            raise ValueError(f"{cfg_path} has no field 'val_json'")
+        val_json = Path(cfg["val_json"])
+        image_dir = val_json.parent.parent / "images" / "val"
+    else:
+        raise FileNotFoundError(f"neither {data_path} nor {cfg_path} found: pass the evaluation dataset explicitly")
     if not val_json.is_file() or not image_dir.is_dir():
         raise FileNotFoundError(f"validation set of {run_dir} is gone ({val_json}, {image_dir}); re-run its notebook "
                                 "or pass the evaluation dataset explicitly")
