@@ -100,6 +100,15 @@ def test_int8_only_chosen_when_agreeing():
     assert choose(rows)["backend"] == "onnx-int8"
 
 
+def test_a_backend_within_timing_noise_of_eager_does_not_replace_it():
+    rows = [{"backend": "eager", "agreement": {"agrees": True}, "batch1": {"median_ms": 10.0}},
+            {"backend": "onnx-fp32", "agreement": {"agrees": True}, "batch1": {"median_ms": 9.5}}]
+    assert choose(rows)["backend"] == "eager"          # 1.05x: noise, not a reason to switch
+    rows[1]["batch1"]["median_ms"] = 8.0
+    assert choose(rows)["backend"] == "onnx-fp32"      # 1.25x
+    assert choose(rows, min_speedup=1.5)["backend"] == "eager"
+
+
 def _det(boxes, labels, scores):
     return Detections(np.array(boxes, dtype=np.float32), np.array(labels), np.array(scores, dtype=np.float32))
 

@@ -203,12 +203,22 @@ def evaluate_backends(entries: dict[str, dict], images: torch.Tensor, *, rounds:
     return rows
 
 
-def choose(rows: list[dict]) -> dict:
-    """The row with the lowest batch-1 median among backends that agree (eager always qualifies)."""
+def choose(rows: list[dict], min_speedup: float | None = None) -> dict:
+    """The row with the lowest batch-1 median among backends that agree (eager always qualifies); a backend
+    other than eager is taken only when it is at least ``min_speedup`` (default :data:`MIN_SPEEDUP`) times
+    faster than eager, so timing noise on a busy machine never swaps in a slower path."""
+    from clothingrec.serve.timing import MIN_SPEEDUP
+
     usable = [r for r in rows if r.get("agreement", {}).get("agrees") and "batch1" in r]
     if not usable:
         raise RuntimeError("no classifier backend agreed with eager (not even eager itself)")
-    return min(usable, key=lambda r: r["batch1"]["median_ms"])
+    best = min(usable, key=lambda r: r["batch1"]["median_ms"])
+    eager = next((r for r in usable if r["backend"] == "eager"), None)
+    margin = MIN_SPEEDUP if min_speedup is None else min_speedup
+    if eager is not None and best is not eager and \
+            eager["batch1"]["median_ms"] < margin * best["batch1"]["median_ms"]:
+        return eager
+    return best
 
 
 def serving_classifier(source, *, images: torch.Tensor | None = None, calibration: torch.Tensor | None = None,

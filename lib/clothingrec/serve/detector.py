@@ -350,8 +350,10 @@ def fastest_predictor(predictor, images: Sequence[np.ndarray], *, backends: Sequ
         torch.set_num_threads(int(threads))
     candidates = detector_candidates(predictor, backends=backends, threads=threads, workdir=workdir, log=log)
     rows = evaluate_candidates(candidates, images, rounds=rounds, repeats=repeats, score_threshold=score_threshold)
+    from clothingrec.serve.classifier import choose
+
     usable = [r for r in rows if r.get("agreement", {}).get("agrees") and "batch1" in r]
-    best = min(usable, key=lambda r: r["batch1"]["median_ms"]) if usable else rows[0]
+    best = choose(usable) if usable else rows[0]
     chosen = candidates[best["backend"]]["predictor"]
     if chosen is predictor:
         chosen = copy.copy(predictor)  # never annotate the caller's object

@@ -13,6 +13,9 @@ import numpy as np
 
 from clothingrec.analyze.latency import time_callable
 
+#: a serving backend replaces eager only when its batch-1 median is at least this many times faster
+MIN_SPEEDUP = 1.1
+
 
 def compare_latency(fns: dict[str, Callable[[], object]], *, rounds: int = 3, repeats: int = 5,
                     warmup: int = 1, max_seconds: float | None = None) -> dict[str, dict]:
