@@ -105,16 +105,25 @@ class Service:
         untrained stand-ins stay eager (nothing to gain in a smoke setting, and it keeps start-up quick)."""
         from clothingrec import serve
 
-        served_person, served_clothing = serve.serve_detectors(
-            person if pinfo.trained else None, clothing if cinfo.trained else None,
-            threads=self.threads, log=self._log)
+        # choosing needs real images (agreement and timing); without them a model stays eager, and says why
+        try:
+            served_person, served_clothing = serve.serve_detectors(
+                person if pinfo.trained else None, clothing if cinfo.trained else None,
+                threads=self.threads, log=self._log)
+        except Exception as exc:  # noqa: BLE001 - the app still starts, on eager PyTorch
+            self._log(f"[app] detectors stay eager: choosing a serving path failed ({type(exc).__name__}: {exc})")
+            served_person = served_clothing = None
         if served_person is not None:
             person, pinfo.serving = served_person, serve.backend_of(served_person)
         if served_clothing is not None:
             clothing, cinfo.serving = served_clothing, serve.backend_of(served_clothing)
         if kinfo.trained:
-            classifier = serve.serving_classifier(kinfo.source, threads=self.threads, log=self._log)
-            kinfo.serving = classifier.backend
+            try:
+                classifier = serve.serving_classifier(kinfo.source, threads=self.threads, log=self._log)
+                kinfo.serving = classifier.backend
+            except Exception as exc:  # noqa: BLE001
+                self._log(f"[app] classifier stays eager: choosing a serving path failed "
+                          f"({type(exc).__name__}: {exc})")
         return person, clothing, classifier
 
     @staticmethod

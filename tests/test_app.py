@@ -427,3 +427,20 @@ def test_trained_models_run_on_the_fastest_agreeing_serving_path():
     same = [eager_labels.get(tuple(np.round(d["box"]))) == d["classifier"]["label"] for d in served["detections"]
             if tuple(np.round(d["box"])) in eager_labels]
     assert same and np.mean(same) >= 0.8, same
+
+
+def test_serving_choice_failing_keeps_the_app_on_eager(monkeypatch):
+    """No images to check agreement on (e.g. no datasets): the app starts anyway, eager, and logs why."""
+    from app.engine import Service
+    from clothingrec import serve
+
+    def no_images(*args, **kwargs):
+        raise FileNotFoundError("no validation images")
+
+    monkeypatch.setattr(serve, "serve_detectors", no_images)
+    monkeypatch.setattr(serve, "serving_classifier", no_images)
+    lines = []
+    svc = Service(smoke_config(classifier="auto", serving="fastest", warmup=False), log=lines.append)
+    models = svc.describe()["models"]
+    assert svc.infos["classifier"].trained and models["classifier"]["serving"] == "eager"
+    assert any("classifier stays eager" in line and "no validation images" in line for line in lines)
