@@ -95,7 +95,10 @@ def decode_image(data: bytes, *, filename: str = "", max_pixels: int = DEFAULT_M
             # Pillow warns (and above 2x its limit raises) for huge images; we check our own cap below
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError,
+            ImportError) as exc:
+        # ImportError: once ultralytics is loaded (the YOLO clothing detector), it wraps PIL's Image.open and,
+        # on an unidentified image, tries to import pi_heif (not installed) before giving up: same meaning
         raise InputError(415, "not_an_image",
                          f"{label} is not a decodable image ({type(exc).__name__}); "
                          f"accepted formats: {', '.join(allowed_formats)}") from None

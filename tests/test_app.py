@@ -444,3 +444,25 @@ def test_serving_choice_failing_keeps_the_app_on_eager(monkeypatch):
     models = svc.describe()["models"]
     assert svc.infos["classifier"].trained and models["classifier"]["serving"] == "eager"
     assert any("classifier stays eager" in line and "no validation images" in line for line in lines)
+
+
+def test_not_an_image_is_415_even_after_ultralytics_wrapped_pil(monkeypatch):
+    """With the YOLO detector loaded, ultralytics wraps Image.open and turns an unidentified image into an
+    ImportError (pi_heif); the upload must still be a 415 naming the file, not a 500."""
+    from PIL import Image, UnidentifiedImageError
+
+    import app.imaging as imaging
+
+    original = Image.open
+
+    def wrapped(fp, *args, **kwargs):  # what ultralytics.utils.patches.image_open does without pi_heif
+        try:
+            return original(fp, *args, **kwargs)
+        except UnidentifiedImageError:
+            raise ModuleNotFoundError("No module named 'pi_heif'") from None
+
+    monkeypatch.setattr(imaging.Image, "open", wrapped)
+    with pytest.raises(InputError) as err:
+        decode_image(b"hello, this is text", filename="not-an-image.jpg")
+    assert err.value.status == 415 and "not-an-image.jpg" in str(err.value)
+    assert decode_image(ccp_photo(1).read_bytes(), filename="0001.jpg").rgb.ndim == 3
