@@ -133,10 +133,11 @@ def test_merge_polygons_bridges_have_no_area():
 def test_pennfudan_round_trip_masks_and_boxes(pf_src, tmp_path):
     ds = prepare_detection_dataset(pf_src, tmp_path / "pf", workers=1)
     assert ds.class_names == ["person"] and ds.classes == "person"
-    assert ds.num_images == {"train": 8, "val": 2}
+    assert ds.num_images == {"train": 7, "val": 1, "test": 2}
     split = json.loads((ds.root / "split.json").read_text())
-    assert sorted(split["train"] + split["val"]) == sorted(p.stem for p in (pf_src / "PNGImages").glob("*.png"))
-    for s in ("train", "val"):
+    assert sorted(split["train"] + split["val"] + split["test"]) == \
+        sorted(p.stem for p in (pf_src / "PNGImages").glob("*.png"))
+    for s in ("train", "val", "test"):
         coco = COCO(str(ds.coco_json[s]))
         for img in coco.loadImgs(coco.getImgIds()):
             inst = np.asarray(Image.open(pf_src / "PedMasks" / img["file_name"].replace(".png", "_mask.png")))
@@ -263,7 +264,8 @@ def test_ccp_person_and_garments_small(tmp_path):
     garments = prepare_detection_dataset("ccp", tmp_path / "ccp_garm", max_images=12, workers=1)
     assert garments.class_names == ["top", "outwear", "vest", "shorts", "trousers", "skirt", "dress"]
     split = json.loads((garments.root / "split.json").read_text())
-    assert len(split["val"]) == 201  # the shared split, whatever max_images
+    assert [len(split[p]) for p in ("train", "val", "test")] == [703, 100, 201]  # the stored split, whatever max_images
+    assert garments.num_images == {"train": 9, "val": 1, "test": 2} and person.num_images == garments.num_images
 
 
 def test_bad_arguments():

@@ -169,12 +169,110 @@ def test_mask_polygons_rasterise_back_exactly():
 
 
 def test_ccp_split_is_deterministic_disjoint_and_order_free():
+    """The split itself is tested in test_splits.py; here: the dataset's ids, in any spelling, get it."""
     ids = ccp_image_ids()
     a = ccp_split(ids)
-    assert (len(a["train"]), len(a["val"])) == (803, 201)
-    assert sorted(a["train"] + a["val"]) == sorted(ids) and not set(a["train"]) & set(a["val"])
+    assert [len(a[p]) for p in ("train", "val", "test")] == [703, 100, 201]
+    assert sorted(a["train"] + a["val"] + a["test"]) == sorted(ids)
     b = ccp_split(list(reversed([int(i) for i in ids])))
-    assert [int(i) for i in a["val"]] == b["val"]
-    assert ccp_split(ids, seed=1)["val"] != a["val"]
-    s = seeded_split(["b", "a", "c", "a"], val_fraction=0.34, seed=0)
+    assert [int(i) for i in a["test"]] == b["test"] and [int(i) for i in a["val"]] == b["val"]
+    s = seeded_split(["b", "a", "c", "a"], val_fraction=0.34, test_fraction=0.0, seed=0)
     assert sorted(s["train"] + s["val"]) == ["a", "b", "c"] and len(s["val"]) == 1
+
+
+# ------------------------------------------------------------------ CCP garment crops (classifier OOD test set)
+def _label_map(h=120, w=80):
+    return np.zeros((h, w), np.uint8)
+
+
+def _value(name):
+    return ccp.LABELS.index(name)
+
+
+def test_crop_mapping_covers_every_ccp_label():
+    from clothingrec.datasets import ccp_crops
+    from clothingrec.datasets.clothing_small import CLASSES
+
+    assert set(ccp_crops.MAPPING) == set(ccp.LABELS[1:])  # each label mapped or left out, none forgotten
+    targets = {c for c, _ in ccp_crops.MAPPING.values() if c is not None}
+    assert targets == set(CLASSES)  # every class gets crops from some label
+    assert all(reason for _, reason in ccp_crops.MAPPING.values())
+    table = ccp_crops.mapping_table()
+    assert len(table) == len(ccp.LABELS) - 1 and set(table["class"]) == set(CLASSES) | {"-"}
+    for name, cls in (("jeans", "pants"), ("sweater", "longsleeve"), ("boots", "shoes"), ("blazer", "outwear"),
+                      ("bag", None), ("skin", None), ("sunglasses", None)):
+        assert ccp_crops.MAPPING[name][0] == cls
+
+
+def test_crop_regions_merge_pieces_keep_one_shoe_and_skip_specks():
+    from clothingrec.datasets import ccp_crops
+
+    gt = _label_map(200, 120)
+    gt[20:90, 10:45] = _value("jacket")  # an open jacket: two halves, one garment
+    gt[20:90, 75:110] = _value("coat")  # (another outwear label: the same class)
+    gt[20:90, 45:75] = _value("t-shirt")  # t-shirt seen between them
+    gt[95:165, 30:90] = _value("jeans")
+    gt[170:196, 20:50] = _value("sneakers")  # two shoes apart: the larger one is the crop
+    gt[175:195, 80:100] = _value("boots")
+    gt[5:12, 50:60] = _value("bag")  # left out
+    gt[0, 0] = _value("dress")  # a speck: too small
+    regions, skipped = ccp_crops.image_regions(gt)
+    by_class = {r.class_name: r for r in regions}
+    assert [r.class_name for r in regions] == ["outwear", "pants", "shoes", "t-shirt"]  # CLASSES order
+    assert by_class["outwear"].box == (10, 20, 110, 90) and by_class["outwear"].ccp_labels == ("coat", "jacket")
+    assert by_class["shoes"].box == (20, 170, 50, 196) and by_class["shoes"].ccp_labels == ("sneakers",)
+    assert by_class["pants"].pixels == 70 * 60 and by_class["t-shirt"].box == (45, 20, 75, 90)
+    for r in regions:  # padded boxes lie inside the photo and contain the labelled box
+        x0, y0, x1, y1 = r.crop
+        assert 0 <= x0 <= r.box[0] and 0 <= y0 <= r.box[1] and r.box[2] <= x1 <= 120 and r.box[3] <= y1 <= 200
+    assert skipped == [("dress", "specks only (largest 1 px < 50)")]
+
+
+def test_a_photo_without_a_mapped_garment_gives_no_crop(tmp_path):
+    from clothingrec.datasets import ccp_crops
+
+    gt = _label_map()
+    gt[10:60, 10:60] = _value("skin")
+    gt[60:100, 10:60] = _value("bag")
+    gt[5:20, 60:70] = _value("blouse")  # left out on purpose
+    assert ccp_crops.image_regions(gt) == ([], [])
+    Image.new("RGB", (80, 120), "gray").save(tmp_path / "p.jpg")
+    savemat(tmp_path / "empty.mat", {"groundtruth": _label_map()})
+    crops, skipped = ccp_crops.photo_crops(tmp_path / "p.jpg", tmp_path / "empty.mat")
+    assert crops == [] and skipped == [("", "empty label map")]
+
+
+def _ccp_or_skip():
+    root = find_dataset(CCP, required=False)
+    if root is None:
+        pytest.skip("CCP not available (make data)")
+    return root
+
+
+def test_crop_set_is_deterministic_split_pure_and_inside_its_photos(tmp_path):
+    from clothingrec.datasets import ccp_crops
+    from clothingrec.splits import ccp_split
+
+    root = _ccp_or_skip()
+    split = ccp_split()
+    ids = split["train"][:8] + split["val"][:3] + split["test"][:8] + ["0536"]  # 0536: empty label map
+    a = ccp_crops.build_crops(tmp_path / "a", root, ids=ids, log=lambda m: None)
+    b = ccp_crops.build_crops(tmp_path / "b", root, ids=ids, workers=2, log=lambda m: None)
+    assert a.counts == b.counts and sum(a.counts["test"].values()) > 0 and sum(a.counts["train"].values()) > 0
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.jpg"))
+    assert files == sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*.jpg"))
+    assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
+    assert (tmp_path / "a" / "index.csv").read_bytes() == (tmp_path / "b" / "index.csv").read_bytes()
+    index = ccp_crops.read_index(tmp_path / "a")
+    assert set(index[index.part == "test"].image_id) <= set(split["test"])  # only test photos in the test set
+    assert set(index[index.part == "train"].image_id) <= set(split["train"])
+    assert not set(index.image_id) & set(split["val"]) and "0536" not in set(index.image_id)
+    for row in index.itertuples():
+        x0, y0, x1, y1 = map(int, row.crop.split())
+        w, h = image_size(root / "photos" / f"{row.image_id}.jpg")
+        assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
+        assert image_size(tmp_path / "a" / row.file) == (x1 - x0, y1 - y0)
+    test = ccp_crops.read_crops("test", tmp_path / "a")  # the classifier's reader reads the folder
+    assert len(test) == sum(a.counts["test"].values()) and test.class_counts() == a.counts["test"]
+    again = ccp_crops.build_crops(tmp_path / "a", root, ids=ids, log=lambda m: None)
+    assert again.reused and again.counts == a.counts

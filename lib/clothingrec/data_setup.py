@@ -6,6 +6,9 @@
 - DeepFashion2 and Penn-Fudan cannot be redistributed: if ``data/deepfashion2`` or
   ``data/PennFudanPed`` is absent, print how to obtain them; small synthetic sets in their
   exact formats are written to ``data/synthetic/`` for tests and smoke runs.
+- CCP garment crops (``data/ccp-crops/{train,test}/<class>/``): the classifiers' out-of-domain test set
+  (photos of the test part of the stored CCP split) and its optional training add-on (train part), cut
+  from CCP's label maps (:mod:`clothingrec.datasets.ccp_crops`); reused when current; counts printed.
 
 Exit status is non-zero only when a dataset the default profile needs is missing or wrong.
 """
@@ -131,12 +134,30 @@ def write_synthetic() -> None:
         print(f"[data] synthetic {name}: written to {root} ({kwargs})")
 
 
+def write_ccp_crops(ccp_root: Path) -> list[str]:
+    """Build (or reuse) ``data/ccp-crops`` from the CCP copy and print its counts per class and part."""
+    from clothingrec.datasets import ccp_crops
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        crops = ccp_crops.build_crops(ccp_crops.crops_dir(), ccp_root, workers=max(1, min(4, cores)),
+                                      log=lambda m: print(f"[data] {m.removeprefix('[ccp-crops] ')}"))
+    except Exception as exc:  # noqa: BLE001 - the other datasets stay usable; the problem is reported
+        return [f"ccp-crops: not built ({type(exc).__name__}: {exc})"]
+    print("[data]   CCP garment crops per class (train = add-on for training, test = out-of-domain test set):")
+    for line in crops.counts_frame().to_string().splitlines():
+        print(f"[data]     {line}")
+    return []
+
+
 def main() -> int:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
     for name, verify in ((CLOTHING_SMALL, verify_clothing_small), (CCP, verify_ccp)):
         root = link_or_download(name)
         problems += verify(root) if root else [f"{name}: missing"]
+        if name == CCP and root:
+            problems += write_ccp_crops(root)
     for name, how in OBTAIN.items():
         where = DATA_DIR / name
         if where.exists():

@@ -13,11 +13,21 @@ Layout under ``out_dir``::
     annotations/instances_<split>.json   COCO
     data.yaml, report.{json,csv,txt}, prepared.json (inputs fingerprint), split.json (Penn-Fudan, CCP)
 
-Splits: DeepFashion2 keeps its own ``train``/``validation`` (→ ``train``/``val``); CCP uses the shared
-:func:`clothingrec.splits.ccp_split`; Penn-Fudan a seeded split by file stem (same rule), stored
-in ``split.json``.  ``max_images`` caps the total: the split is computed on the full dataset first
-(so it is the same split), then each side keeps its first images (sorted by name) in proportion,
-at least one each.
+Splits ``train`` / ``val`` / ``test`` (:data:`SPLITS`; ``data.yaml`` names each split there is, so
+ultralytics' ``split="test"`` reads the test images):
+
+- CCP: the stored split :func:`clothingrec.splits.ccp_split` (``configs/splits/ccp.json``: 70 / 10 / 20 %
+  by image id, seed 0), whatever ``seed`` says (a training seed is not a split seed); the clothing
+  detectors and the person detector (``classes="person"``) get the same ids;
+- Penn-Fudan: :func:`clothingrec.splits.seeded_split` by file stem with the same rule and fractions
+  (``val_fraction``, ``test_fraction``, ``seed``), stored in ``split.json``;
+- DeepFashion2: its release folders, ``train`` and ``validation`` (→ ``val``); ``test`` only when the
+  copy has ``test/annos`` (the public release's test annotations are withheld), otherwise there is
+  no test split (:attr:`PreparedDataset.splits` lists what there is) and the report says so.
+
+``max_images`` caps the total: the split is computed on the full dataset first (so it is the same
+split), then each part keeps its first images (sorted by name) in proportion (largest remainder, so the
+parts add up to ``max_images``), at least one each.
 
 Conversion runs in parallel over processes (``workers``, default one per core), each worker reading
 one image's annotation, validating it, reading the image size from the file header (no pixel
@@ -42,11 +52,12 @@ from clothingrec.datasets import ccp as ccp_mod
 from clothingrec.datasets import deepfashion2 as df2_mod
 from clothingrec.datasets import pennfudan as pf_mod
 from clothingrec.datasets.records import Issue, ReadResult
+from clothingrec.splits import FRACTIONS
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5  # 5: train / val / test (a folder prepared with the two-way split is rebuilt)
 #: below this many images a split is converted in-process (a process pool costs more than it saves)
 PARALLEL_MIN_JOBS = 64
-SPLITS = ("train", "val")
+SPLITS = ("train", "val", "test")
 DATASET_NAMES = ("synthetic-df2", "deepfashion2", "ccp", "synthetic-pennfudan", "pennfudan")
 
 __all__ = ["PreparedDataset", "prepare_detection_dataset", "read_dataset", "resolve_source",
@@ -72,6 +83,11 @@ class PreparedDataset:
     report: ConversionReport
     num_images: dict[str, int] = field(default_factory=dict)
     reused: bool = False
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        """The parts this dataset has, in :data:`SPLITS` order (DeepFashion2 without a test folder: no ``test``)."""
+        return tuple(s for s in SPLITS if s in self.coco_json)
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{k}={v}" for k, v in self.num_images.items())
@@ -137,14 +153,25 @@ class Entry:
     issue: Issue | None = None
 
 
-def list_entries(kind: str, root: Path, val_fraction: float = 0.2, seed: int = 0) -> tuple[dict[str, list[Entry]], dict]:
-    """Entries per split (sorted by stem) and the split description written to ``split.json``."""
-    from clothingrec.splits import ccp_split, seeded_split
+DF2_NO_TEST = ("DeepFashion2: no test split (this copy has no test/annos; the public release withholds the "
+               "test annotations), so only train and val (= validation) are converted")
+
+
+def list_entries(kind: str, root: Path, val_fraction: float = FRACTIONS["val"],
+                 test_fraction: float = FRACTIONS["test"], seed: int = 0) -> tuple[dict[str, list[Entry]], dict]:
+    """Entries per split (sorted by stem) and the split description written to ``split.json``.
+
+    DeepFashion2 gives ``test`` only when its copy has ``test/annos``; CCP ignores ``val_fraction``,
+    ``test_fraction`` and ``seed`` (its split is the stored one); see the module doc.
+    """
+    from clothingrec.splits import ccp_split, ccp_split_info, seeded_split
 
     if kind == "deepfashion2":
         out = {}
         for split in SPLITS:
-            folder = root / df2_mod.SPLITS[split]
+            folder = root / df2_mod.SPLITS.get(split, split)
+            if split == "test" and not (folder / "annos").is_dir():
+                continue  # no test split: not invented
             if not folder.is_dir():
                 out[split] = []
                 continue
@@ -152,20 +179,24 @@ def list_entries(kind: str, root: Path, val_fraction: float = 0.2, seed: int = 0
             entries = [Entry(Path(i).stem, (str(i), str(a))) for i, a in pairs]
             entries += [Entry(Path(iss.file).stem, None, iss) for iss in issues]
             out[split] = sorted(entries, key=lambda e: e.stem)
-        return out, {"rule": "DeepFashion2 release split (train / validation)"}
+        rule = "DeepFashion2 release split (train / validation" + (" / test)" if "test" in out else ")")
+        return out, {"rule": rule, **({} if "test" in out else {"test": DF2_NO_TEST})}
     if kind == "pennfudan":
         triples, issues = pf_mod.list_images(root)
         entries = [Entry(Path(p).stem, tuple(map(str, (p, m, a)))) for p, m, a in triples]
         entries += [Entry(Path(iss.file).stem, None, iss) for iss in issues]
-        split = seeded_split([e.stem for e in entries], val_fraction=val_fraction, seed=seed)
-        desc = {"rule": f"clothingrec.splits.seeded_split(stems, val_fraction={val_fraction}, seed={seed})",
-                **split}
+        split = seeded_split([e.stem for e in entries], val_fraction=val_fraction, test_fraction=test_fraction,
+                             seed=seed)
+        desc = {"rule": f"clothingrec.splits.seeded_split(stems, val_fraction={val_fraction}, "
+                        f"test_fraction={test_fraction}, seed={seed})", **split}
     elif kind == "ccp":
         pairs, issues = ccp_mod.list_images(root)
         entries = [Entry(Path(m).stem, (str(p), str(m))) for p, m in pairs]
         entries += [Entry(Path(iss.file).stem, None, iss) for iss in issues]
-        split = ccp_split([e.stem for e in entries], val_fraction=val_fraction, seed=seed)
-        desc = {"rule": f"clothingrec.splits.ccp_split(ids, val_fraction={val_fraction}, seed={seed})", **split}
+        split = ccp_split([e.stem for e in entries])
+        info = ccp_split_info()
+        desc = {"rule": "clothingrec.splits.ccp_split(): the stored split configs/splits/ccp.json",
+                "seed": info["seed"], "fractions": info["fractions"], "digest": info["digest"], **split}
     else:
         raise ValueError(kind)
     by_stem = {e.stem: e for e in entries}
@@ -178,11 +209,14 @@ def _cap(entries: dict[str, list[Entry]], max_images: int | None) -> dict[str, l
     total = sum(len(v) for v in entries.values())
     if max_images >= total:
         return entries
-    out = {}
-    for split, items in entries.items():
-        share = max(1, int(round(max_images * len(items) / total))) if items else 0
-        out[split] = items[:share]
-    return out
+    # largest remainder: the shares add up to max_images, each non-empty part keeps at least one image
+    quota = {split: max_images * len(items) / total for split, items in entries.items()}
+    share = {split: max(1, int(quota[split])) if items else 0 for split, items in entries.items()}
+    order = list(entries)
+    rest = sorted((s for s in entries if entries[s]), key=lambda s: (-(quota[s] - int(quota[s])), order.index(s)))
+    for split in rest[:max(0, max_images - sum(share.values()))]:
+        share[split] += 1
+    return {split: items[:share[split]] for split, items in entries.items()}
 
 
 # ------------------------------------------------------------------ per-image work (runs in workers)
@@ -250,6 +284,7 @@ def read_dataset(name: str | os.PathLike, split: str = "train", *, max_images: i
                  with_polygons: bool = False, workers: int | None = None, progress: bool | None = None):
     """Read one split of a detection dataset into records (for analysis): ``(records, issues, kind)``.
 
+    ``split``: ``train``, ``val`` or ``test`` (DeepFashion2: ``test`` only where the copy has one).
     Same names, split rule and validation as :func:`prepare_detection_dataset`; ``max_images`` takes
     the first images of the split by name.  ``classes`` for CCP may also be ``"all"`` (garment groups
     and the person silhouette).  Masks are dropped unless ``keep_masks`` (they are large); polygons
@@ -259,6 +294,9 @@ def read_dataset(name: str | os.PathLike, split: str = "train", *, max_images: i
     if classes is None:
         classes = "person" if kind == "pennfudan" else ("all" if kind == "ccp" else "garments")
     entries, _ = list_entries(kind, source, seed=seed)
+    if split not in entries:
+        raise ValueError(f"{name} has no {split!r} split (it has {', '.join(entries)})"
+                         + (f": {DF2_NO_TEST}" if kind == "deepfashion2" and split == "test" else ""))
     chosen = entries[split][:max_images]
     issues = [e.issue for e in chosen if e.issue is not None]
     jobs = [(kind, split, i + 1, e.paths, {"classes": classes, "keep_masks": keep_masks,
@@ -406,13 +444,15 @@ def _set_task_labels(root: Path, task: str) -> Path:
 def prepare_detection_dataset(name: str | os.PathLike, out_dir: str | os.PathLike, *, task: str = "detect",
                               max_images: int | None = None, seed: int = 0, classes: str | None = None,
                               workers: int | None = None, progress: bool | None = None,
-                              val_fraction: float = 0.2, force: bool = False) -> PreparedDataset:
+                              val_fraction: float = FRACTIONS["val"], test_fraction: float = FRACTIONS["test"],
+                              force: bool = False) -> PreparedDataset:
     """Read, split and convert a detection dataset into ``out_dir`` (see the module doc).
 
     ``classes``: ``"garments"`` (DeepFashion2's 13 categories, or CCP's garment groups) or
     ``"person"`` (CCP silhouettes, Penn-Fudan pedestrians).  Default: ``person`` for Penn-Fudan,
     ``garments`` otherwise.  ``task``: which YOLO label set ``labels/`` points at (both are written).
-    ``seed`` and ``val_fraction`` define the CCP / Penn-Fudan split.
+    ``seed``, ``val_fraction`` and ``test_fraction`` define the Penn-Fudan split; CCP's is the stored
+    one (:func:`clothingrec.splits.ccp_split`) whatever they say.
     """
     if task not in ("detect", "segment"):
         raise ValueError(f"task must be 'detect' or 'segment', not {task!r}")
@@ -431,14 +471,21 @@ def prepare_detection_dataset(name: str | os.PathLike, out_dir: str | os.PathLik
     root.mkdir(parents=True, exist_ok=True)
     root = root.resolve()
 
-    entries, split_desc = list_entries(kind, source, val_fraction=val_fraction, seed=seed)
+    entries, split_desc = list_entries(kind, source, val_fraction=val_fraction, test_fraction=test_fraction,
+                                       seed=seed)
     entries = _cap(entries, max_images)
-    params = {"classes": classes, "max_images": max_images, "seed": seed, "val_fraction": val_fraction}
+    parts = tuple(s for s in SPLITS if s in entries)
+    if kind == "ccp":  # the stored split: its digest, not the seed, names it
+        params = {"classes": classes, "max_images": max_images, "split_digest": split_desc["digest"]}
+    else:
+        params = {"classes": classes, "max_images": max_images, "seed": seed, "val_fraction": val_fraction,
+                  "test_fraction": test_fraction}
+    params["splits"] = list(parts)
     key = _fingerprint(kind, source, entries, params)
     manifest_path = root / "prepared.json"
-    coco_json = {s: root / "annotations" / f"instances_{s}.json" for s in SPLITS}
-    image_dir = {s: root / "images" / s for s in SPLITS}
-    label_dir = {s: root / "labels" / s for s in SPLITS}
+    coco_json = {s: root / "annotations" / f"instances_{s}.json" for s in parts}
+    image_dir = {s: root / "images" / s for s in parts}
+    label_dir = {s: root / "labels" / s for s in parts}
     yaml_path = root / "data.yaml"
     reused = False
     if (not force and manifest_path.exists() and all(p.exists() for p in coco_json.values())
@@ -451,7 +498,9 @@ def prepare_detection_dataset(name: str | os.PathLike, out_dir: str | os.PathLik
         if manifest_path.exists():
             manifest_path.unlink()  # an interrupted run must not look complete
         report = ConversionReport(dataset=f"{name} ({kind}, classes={classes})")
-        for split in SPLITS:
+        if kind == "deepfashion2" and "test" not in parts:
+            report.notes.append(DF2_NO_TEST)
+        for split in parts:
             det_dir, seg_dir = root / "labels-detect" / split, root / "labels-segment" / split
             _clear_labels(det_dir)
             _clear_labels(seg_dir)
@@ -466,7 +515,7 @@ def prepare_detection_dataset(name: str | os.PathLike, out_dir: str | os.PathLik
                              {n: per_cat.get(n, 0) for n in class_names}, result.issues)
         report.check()
         report.save(root)
-        yolo_mod.write_data_yaml(yaml_path, root, {"train": "images/train", "val": "images/val"}, class_names)
+        yolo_mod.write_data_yaml(yaml_path, root, {s: f"images/{s}" for s in parts}, class_names)
         if kind in ("pennfudan", "ccp"):
             (root / "split.json").write_text(json.dumps(split_desc, indent=1) + "\n", encoding="utf-8")
         manifest_path.write_text(json.dumps({"key": key, "name": str(name), "kind": kind,
@@ -477,4 +526,4 @@ def prepare_detection_dataset(name: str | os.PathLike, out_dir: str | os.PathLik
         name=str(name), root=root, source=Path(source), kind=kind, task=task, classes=classes,
         categories=categories, class_names=class_names, coco_json=coco_json, image_dir=image_dir,
         label_dir=label_dir, yolo_yaml=yaml_path, report=report,
-        num_images={s: report.images_out.get(s, 0) for s in SPLITS}, reused=reused)
+        num_images={s: report.images_out.get(s, 0) for s in parts}, reused=reused)

@@ -26,6 +26,7 @@ class ConversionReport:
     annotations_out: dict[str, int] = field(default_factory=dict)
     per_category: dict[str, dict[str, int]] = field(default_factory=dict)  # split → name → count
     skipped: list[Issue] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # dataset-level remarks (e.g. "no test split")
 
     # ------------------------------------------------------------ accounting
     def add_split(self, split: str, images_in: int, images_out: int, annotations: int,
@@ -82,7 +83,7 @@ class ConversionReport:
                              for (l, f, r), n in sorted(kinds.items())])
 
     def pretty(self, max_rows: int = 20) -> str:
-        lines = [f"conversion report: {self.dataset}"]
+        lines = [f"conversion report: {self.dataset}"] + [f"  note: {n}" for n in self.notes]
         for split in self.images_in:
             lines.append(f"  {split:<6} images in {self.images_in[split]:>7}, out {self.images_out.get(split, 0):>7}, "
                          f"skipped {self.images_skipped(split):>5}; annotations out "
@@ -105,7 +106,7 @@ class ConversionReport:
     def as_dict(self) -> dict:
         return {"dataset": self.dataset, "images_in": self.images_in, "images_out": self.images_out,
                 "annotations_out": self.annotations_out, "per_category": self.per_category,
-                "skipped": [i.as_dict() for i in self.skipped]}
+                "skipped": [i.as_dict() for i in self.skipped], "notes": list(self.notes)}
 
     def save(self, folder: str | Path) -> None:
         """Write ``report.json`` (everything), ``report.csv`` (skipped rows) and ``report.txt``."""
@@ -128,4 +129,4 @@ class ConversionReport:
         data = json.loads((Path(folder) / "report.json").read_text(encoding="utf-8"))
         return cls(dataset=data["dataset"], images_in=data["images_in"], images_out=data["images_out"],
                    annotations_out=data["annotations_out"], per_category=data["per_category"],
-                   skipped=[Issue(**row) for row in data["skipped"]])
+                   skipped=[Issue(**row) for row in data["skipped"]], notes=list(data.get("notes", [])))

@@ -4,6 +4,7 @@
 - :mod:`.pennfudan` — Penn-Fudan pedestrians (``PNGImages``, ``PedMasks``, ``Annotation`` text files).
 - :mod:`.ccp` — clothing-co-parsing pixel label maps → garment-group objects + a person silhouette.
 - :mod:`.clothing_small` — clothing-dataset-small (classification).
+- :mod:`.ccp_crops` — CCP garment crops labelled with clothing-small's classes (out-of-domain test set).
 
 Converters to COCO / YOLO live in :mod:`clothingrec.convert`.
 """
