@@ -46,19 +46,32 @@ NB_PARAMS := $(if $(PROFILE),-r profile $(PROFILE)) $(if $(DATASET),-r dataset $
 	$(if $(MODEL),-r model $(MODEL)) $(if $(DEVICE),-r device $(DEVICE)) \
 	$(if $(BATCH),-p batch $(BATCH)) $(if $(CONFIG),-r config $(CONFIG))
 
-.PHONY: help setup browser data all lab serve test test-fast bench clean index notebooks-refresh $(NOTEBOOK_TARGETS)
+.PHONY: help setup browser data all lab serve test test-fast lint bench clean index notebooks-refresh $(NOTEBOOK_TARGETS)
 
 help:
 	@echo "make setup        create $(VENV) (Python 3.11), install pinned packages and the clothingrec kernel"
 	@echo "make data         link/download datasets into data/, verify counts, write synthetic DF2/Penn-Fudan sets"
 	@echo "make all          run every notebook in order (smoke profile) and write runs/index.html"
 	@echo "make test         pytest tests/ + nbval over every notebook in notebooks/"
+	@echo "make lint         ruff check lib app bench tests (rules in pyproject.toml)"
 	@echo "make lab          start JupyterLab with the clothingrec kernel"
 	@echo "make serve        web demo on http://127.0.0.1:PORT (PORT=8000; APP_ARGS='--clothing-detector PATH ...')"
 	@echo "make bench        run every bench/bench_*.py (full size) into runs/bench/ (BENCH_ARGS=--quick for a smoke)"
 	@echo "make clean        remove runs (except runs/results) and caches; never data"
 	@echo "notebook targets  $(NOTEBOOK_TARGETS)"
 	@echo "  variables       PROFILE=smoke|full DATASET= EPOCHS= IMGSZ= MODEL= DEVICE= BATCH= CONFIG= PARAMS='-p key value'"
+
+# kernel.json's "env": the library's offline environment (clothingrec.paths.offline_environment), so notebooks
+# started by JupyterLab, papermill or nbval get it without relying on an import side effect.
+define KERNEL_ENV_PY
+import json, sys
+from clothingrec.paths import offline_environment
+path = sys.argv[1]
+spec = json.load(open(path))
+spec["env"] = {**spec.get("env", {}), **offline_environment(), "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+open(path, "w").write(json.dumps(spec, indent=1) + "\n")
+endef
+export KERNEL_ENV_PY
 
 setup: $(SETUP_STAMP)
 $(SETUP_STAMP): pyproject.toml requirements/lock.txt
@@ -67,11 +80,13 @@ $(SETUP_STAMP): pyproject.toml requirements/lock.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	@echo "[setup] installing $(TORCH_PINS)"
 	$(PY) -m pip install --quiet $(TORCH_PINS)
-	@echo "[setup] installing pinned requirements (requirements/lock.txt)"
+	@echo "[setup] installing pinned requirements (requirements/lock.txt, ruff included)"
 	$(PY) -m pip install --quiet -r requirements/lock.txt
 	$(PY) -m pip install --quiet --no-deps -e .
-	@echo "[setup] registering the Jupyter kernel 'clothingrec'"
+	@echo "[setup] registering the Jupyter kernel 'clothingrec' with the offline environment in its kernel.json"
 	$(PY) -m ipykernel install --sys-prefix --name clothingrec --display-name "Python (clothingrec)" >/dev/null
+	$(PY) -c "$$KERNEL_ENV_PY" $(VENV)/share/jupyter/kernels/clothingrec/kernel.json
+	$(PY) -c "from clothingrec.paths import configure_environment; configure_environment()"
 	touch $@
 	@echo "[setup] done"
 
@@ -83,7 +98,8 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq chromium chromium-driver >/dev/null; fi
 
 data: $(DATA_STAMP)
-$(DATA_STAMP): $(SETUP_STAMP) lib/clothingrec/data_setup.py $(wildcard lib/clothingrec/synthetic.py)
+$(DATA_STAMP): $(SETUP_STAMP) lib/clothingrec/data_setup.py $(wildcard lib/clothingrec/synthetic.py) \
+		lib/clothingrec/datasets/ccp_crops.py lib/clothingrec/splits.py configs/splits/ccp.json
 	@echo "[data] preparing datasets under data/"
 	$(PY) -m clothingrec.data_setup
 	touch $@
@@ -109,6 +125,7 @@ serve: $(SETUP_STAMP)
 	$(PY) -m app --host 127.0.0.1 --port $(PORT) $(APP_ARGS)
 
 lab: $(DATA_STAMP)
+	$(PY) -c "from clothingrec.paths import configure_environment; configure_environment()"
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
 # The test command (README, CI): unit tests, then every notebook re-executed and compared by nbval.
@@ -119,6 +136,11 @@ test: $(DATA_STAMP) browser
 
 test-fast: $(DATA_STAMP)
 	TQDM_DISABLE=1 $(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
+
+# Lint (ruff, configured in pyproject.toml). Not yet part of `make test`.
+lint: $(SETUP_STAMP)
+	@echo "[lint] ruff check lib app bench tests"
+	$(VENV)/bin/ruff check lib app bench tests
 
 # Benchmarks report figures (JSON + markdown under runs/bench/); they are never asserted in tests.
 bench: $(DATA_STAMP)

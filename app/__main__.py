@@ -9,7 +9,7 @@ import argparse
 import logging
 import sys
 
-import clothingrec  # noqa: F401  (offline-safe environment, project caches)
+from clothingrec.paths import configure_environment
 
 from app.config import MODES, AppConfig
 
@@ -48,6 +48,7 @@ def parse_args(argv=None) -> AppConfig:
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_environment()  # project caches, offline; before the models (and ultralytics) are imported
     config = parse_args(argv)
     from app.server import create_app
     from app.wsgi import make_server

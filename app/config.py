@@ -9,8 +9,8 @@ MODES = ("two-stage", "direct")
 
 @dataclass
 class AppConfig:
-    # models: "auto" (committed weights under runs/results/ if present, else untrained),
-    # "untrained" (seeded, freshly initialised, same architecture), or a path (run dir / checkpoint)
+    # models (clothingrec.zoo.resolve): "auto" (committed weights under runs/results/ if present, else
+    # untrained), "untrained" (seeded, freshly initialised stand-in), or a path (run dir / weights file)
     person_detector: str = "auto"
     clothing_detector: str = "auto"
     classifier: str = "auto"
@@ -29,12 +29,9 @@ class AppConfig:
     person_score_threshold: float | None = None  # None: 0.5 trained, 0.0 untrained
     max_persons: int = 5                # person boxes kept (highest scores) for the two-stage mode
     max_detections: int = 50            # garments reported (and classified) per image
-    # untrained (smoke) models
+    # untrained (smoke) stand-ins: Faster R-CNN (person), Mask R-CNN (garments), MobileNetV3-small
     smoke_min_size: int = 256
     smoke_seed: int = 0
-    smoke_clothing_family: str = "maskrcnn"
-    smoke_backbone: str = "mobilenet_v3_large_fpn"
-    smoke_classifier: str = "mobilenet_v3_small"
     smoke_classifier_size: int = 128
     smoke_max_detections: int = 10      # detections per image of the untrained detectors
     # input limits
@@ -56,7 +53,7 @@ class AppConfig:
             raise ValueError(f"margin must be in [0, 2], got {self.margin}")
 
     @classmethod
-    def from_env(cls, environ=None, **overrides) -> "AppConfig":
+    def from_env(cls, environ=None, **overrides) -> AppConfig:
         """Defaults, then ``CLOTHINGREC_APP_<FIELD>`` variables, then ``overrides`` (None = not given)."""
         environ = os.environ if environ is None else environ
         values = {}

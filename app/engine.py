@@ -15,12 +15,14 @@ import time
 
 import numpy as np
 
-from app.config import MODES, AppConfig
-from app.imaging import DecodedImage, InputError
-from app.models import UNTRAINED, ModelInfo, load_crop_classifier, load_detector_predictor
-from clothingrec.detect.types import Detections
+from clothingrec import zoo
 from clothingrec.device import resolve_device, set_threads
 from clothingrec.pipeline import Pipeline
+from clothingrec.structures import Classifier
+from clothingrec.zoo import UNTRAINED, ModelInfo
+
+from app.config import MODES, AppConfig
+from app.imaging import DecodedImage, InputError
 
 #: one colour per category id (cycled); persons are drawn in PERSON_COLOR
 PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324",
@@ -41,7 +43,7 @@ class Engine:
     """One exclusive copy of the models."""
 
     pipeline: Pipeline
-    classifier: object
+    classifier: Classifier
     index: int
 
 
@@ -75,23 +77,17 @@ class Service:
 
     # ------------------------------------------------------------------ loading
     def _build(self, index: int) -> Engine:
+        """One copy of the models, through :func:`clothingrec.zoo.resolve` (stand-ins: seeded, small)."""
         c = self.config
-        from app.models import DF2_CATEGORIES
-
-        person, pinfo = load_detector_predictor(
-            "person_detector", c.person_detector, untrained_family="fasterrcnn",
-            untrained_backbone=c.smoke_backbone, categories=["person"], min_size=c.smoke_min_size,
-            seed=c.smoke_seed, device=self.device, detections_per_img=max(c.max_persons, 1),
-            auto_glob="person-*")
-        clothing, cinfo = load_detector_predictor(
-            "clothing_detector", c.clothing_detector, untrained_family=c.smoke_clothing_family,
-            untrained_backbone=c.smoke_backbone, categories=list(DF2_CATEGORIES), min_size=c.smoke_min_size,
-            seed=c.smoke_seed + 1, device=self.device,
-            detections_per_img=max(min(c.max_detections, c.smoke_max_detections), 1),
-            auto_glob="detector-*")
-        classifier, kinfo = load_crop_classifier(
-            c.classifier, untrained_name=c.smoke_classifier, size=c.smoke_classifier_size,
-            seed=c.smoke_seed + 2, device=self.device)
+        rcnn = dict(min_size=c.smoke_min_size, max_size=2 * c.smoke_min_size, rpn_pre_nms_top_n_test=300,
+                    rpn_post_nms_top_n_test=100)
+        person, pinfo = zoo.resolve("person-detector", c.person_detector, device=self.device, seed=c.smoke_seed,
+                                    box_detections_per_img=max(c.max_persons, 1), **rcnn)
+        clothing, cinfo = zoo.resolve("clothing-detector", c.clothing_detector, device=self.device,
+                                      seed=c.smoke_seed + 1, **rcnn,
+                                      box_detections_per_img=max(min(c.max_detections, c.smoke_max_detections), 1))
+        classifier, kinfo = zoo.resolve("classifier", c.classifier, device=self.device, seed=c.smoke_seed + 2,
+                                        imgsz=c.smoke_classifier_size)
         if c.serving == "fastest" and self.device.type == "cpu":
             person, clothing, classifier = self._serve(person, pinfo, clothing, cinfo, classifier, kinfo)
         person_threshold = 0.5 if c.person_score_threshold is None else c.person_score_threshold
@@ -119,7 +115,7 @@ class Service:
             clothing, cinfo.serving = served_clothing, serve.backend_of(served_clothing)
         if kinfo.trained:
             try:
-                classifier = serve.serving_classifier(kinfo.source, threads=self.threads, log=self._log)
+                classifier = serve.serving_classifier(classifier, threads=self.threads, log=self._log)
                 kinfo.serving = classifier.backend
             except Exception as exc:  # noqa: BLE001
                 self._log(f"[app] classifier stays eager: choosing a serving path failed "
@@ -131,7 +127,7 @@ class Service:
         """One pass of each model on a grey image, so lazy initialisation does not land on a user."""
         grey = np.full((96, 64, 3), 127, dtype=np.uint8)
         engine.pipeline.run(grey, "two-stage")
-        engine.classifier.classify(grey, np.array([[0, 0, 64, 96]], dtype=np.float32))
+        engine.classifier.classify(grey)
 
     # ------------------------------------------------------------------ state
     @property
@@ -175,9 +171,9 @@ class Service:
         timings["queue_wait"] = time.perf_counter() - t0
         try:
             result = engine.pipeline.run(image.rgb, mode)
-            det = _top(result.detections.filter(threshold), self.config.max_detections)
+            det = result.detections.filter(threshold).top(self.config.max_detections)
             t = time.perf_counter()
-            labels = engine.classifier.classify(image.rgb, det.boxes_xyxy)
+            classes = engine.classifier.classify_crops(image.rgb, det.boxes_xyxy)
             timings["classify"] = time.perf_counter() - t
         except Exception:
             with self._count_lock:
@@ -186,9 +182,9 @@ class Service:
         finally:
             self._pool.put(engine)
         payload = dataclasses.replace(result, detections=det).to_dict(include_masks=include_masks)
-        for item, (name, prob), label in zip(payload["detections"], labels, det.labels):
+        for item, c, label in zip(payload["detections"], classes, det.labels):
             item["color"] = color_for(label)
-            item["classifier"] = {"label": name, "score": round(prob, 4)}
+            item["classifier"] = {"label": c.label, "score": round(c.score, 4)}
         for person in payload["persons"]:
             person["color"] = PERSON_COLOR
         pipeline_ms = payload.pop("timings_ms")
@@ -206,12 +202,6 @@ class Service:
         with self._count_lock:
             self.served += 1
         return payload
-
-
-def _top(det: Detections, k: int) -> Detections:
-    order = np.argsort(-det.scores, kind="stable")[:k]
-    return Detections(det.boxes_xyxy[order], det.labels[order], det.scores[order],
-                      None if det.masks is None else det.masks[order])
 
 
 def mask_overlay(masks: np.ndarray, labels: np.ndarray, alpha: int = 110) -> str:

@@ -9,10 +9,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import clothingrec  # noqa: F401
+from clothingrec.paths import configure_environment
 
 
 def main(argv=None) -> Path:
+    configure_environment()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("docs/demo.png"))
     p.add_argument("--photo", type=int, default=1, help="CCP photo number (photos/NNNN.jpg)")

@@ -1,39 +1,20 @@
-"""Helpers shared by the app's tests, the benchmark and the screenshot script (not used by the server).
+"""Browser and photo helpers shared by the screenshot script and the browser test (not used by the server).
 
-``smoke_config()``: untrained, seeded models at small input sizes, loopback, any free port.
-``shared_service()``: one :class:`~app.engine.Service` per process (model loading takes seconds).
 ``chromium_context()``: headless system Chromium driven by Playwright, with the flags a closed network needs.
+``ccp_photo()``: a real clothing-co-parsing photo to upload.
+The app's untrained smoke configuration for tests lives in tests/app_fixtures.py.
 """
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import tempfile
 from pathlib import Path
-
-from app.config import AppConfig
 
 CHROMIUM = Path(os.environ.get("CLOTHINGREC_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage"]
-
-SMOKE = dict(person_detector="untrained", clothing_detector="untrained", classifier="untrained",
-             device="cpu", threads=2, smoke_min_size=128, smoke_max_detections=5, max_persons=1,
-             person_score_threshold=0.0,
-             smoke_classifier_size=64, host="127.0.0.1", port=0, server_threads=4)
-
-
-def smoke_config(**overrides) -> AppConfig:
-    return AppConfig(**{**SMOKE, **overrides})
-
-
-@functools.lru_cache(maxsize=None)
-def shared_service(**overrides):
-    from app.engine import Service
-
-    return Service(smoke_config(**overrides), log=lambda *a, **k: None)
 
 
 def ccp_photo(number: int = 1) -> Path:

@@ -27,8 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-import clothingrec  # noqa: F401  (offline environment)
-from clothingrec.paths import CCP, PROJECT_ROOT, RUNS_DIR, find_dataset
+from clothingrec.paths import CCP, PROJECT_ROOT, RUNS_DIR, configure_environment, find_dataset
 
 
 def _multipart(data: bytes, filename: str, fields: dict) -> tuple[bytes, str]:
@@ -135,7 +134,8 @@ def run_load(url: str, images: list[tuple[str, bytes]], *, requests: int, client
         "requests_planned": requests, "requests_sent": len(records), "clients": clients, "mode": mode,
         "errors": sum(r["error"] is not None for r in records),
         "error_examples": sorted({r["error"] for r in records if r["error"]})[:5],
-        "status_counts": {str(s): sum(r["status"] == s for r in records) for s in sorted({r["status"] for r in records})},
+        "status_counts": {str(s): sum(r["status"] == s for r in records)
+                          for s in sorted({r["status"] for r in records})},
         "fallbacks": sum(r.get("mode_used") == "direct" for r in records) if mode == "two-stage" else None,
         "wall_s": round(wall, 2),
         "throughput_rps": round(len(ok) / wall, 3) if wall > 0 else None,
@@ -148,6 +148,7 @@ def run_load(url: str, images: list[tuple[str, bytes]], *, requests: int, client
 
 
 def main(argv=None) -> dict:
+    configure_environment()  # project caches, offline: before any model (ultralytics) is loaded
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="8 requests, 4 clients, untrained small models (seconds)")
     p.add_argument("--requests", type=int, default=None)
@@ -161,7 +162,8 @@ def main(argv=None) -> dict:
     p.add_argument("server_args", nargs="*", help="passed to `python -m app` (after --), e.g. -- --threads 2")
     args = p.parse_args(argv)
     if args.quick:
-        requests, clients, n_images, deadline = args.requests or 8, args.clients or 4, args.images or 2, args.deadline or 120
+        requests, clients = args.requests or 8, args.clients or 4
+        n_images, deadline = args.images or 2, args.deadline or 120
         server_args = ["--person-detector", "untrained", "--clothing-detector", "untrained", "--classifier",
                        "untrained", "--smoke-min-size", "128", "--max-persons", "1", "--person-score-threshold", "0",
                        "--threads", "2",

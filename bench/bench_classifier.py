@@ -37,7 +37,7 @@ from clothingrec.classify.store import StoreDataset, build_store, collate_batch
 from clothingrec.datasets.clothing_small import CLASSES, dataset_root, read_split
 from clothingrec.device import cpu_count, set_threads
 from clothingrec.envinfo import cpu_model
-from clothingrec.paths import RUNS_DIR
+from clothingrec.paths import RUNS_DIR, configure_environment
 
 
 def _model(channels_last: bool) -> nn.Module:
@@ -128,6 +128,7 @@ def matmul_peak(n: int, repeats: int) -> float:
 
 
 def main(argv=None) -> int:
+    configure_environment()  # project caches, offline: before any model (ultralytics) is loaded
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny sizes: runs in seconds")
     p.add_argument("--imgsz", type=int, default=224)

@@ -35,8 +35,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 
-from clothingrec.paths import RUNS_DIR  # noqa: E402
 from clothingrec.datasets import deepfashion2 as df2  # noqa: E402
+from clothingrec.paths import RUNS_DIR, configure_environment  # noqa: E402
 
 RELEASED_TRAIN = 191_961
 SIZES = [(468, 624), (500, 750), (550, 733), (600, 800), (640, 853), (750, 1000), (800, 800), (480, 640)]
@@ -218,9 +218,11 @@ def cpu_count() -> int:
 
 
 def main(argv=None) -> int:
+    configure_environment()  # project caches, offline: before any model (ultralytics) is loaded
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=30_000,
-                   help=f"annotation files (default 30000, a full `make bench` in minutes; {RELEASED_TRAIN} = DF2 train)")
+                   help=f"annotation files (default 30000, a full `make bench` in minutes; "
+                        f"{RELEASED_TRAIN} = DF2 train)")
     p.add_argument("--quick", action="store_true", help="300 files: a smoke run of the benchmark itself")
     p.add_argument("--workers", type=int, default=cpu_count())
     p.add_argument("--data", type=Path, default=None, help="where the generated tree lives (cached)")
@@ -233,7 +235,7 @@ def main(argv=None) -> int:
     work = args.out / f"convert_work_{n}"
     shutil.rmtree(work, ignore_errors=True)
     gen_s = make_tree(data, n, args.workers)
-    print(f"[bench] tree of {n} annotation files at {data} ({'generated in %.1f s' % gen_s if gen_s else 'cached'})")
+    print(f"[bench] tree of {n} annotation files at {data} ({f'generated in {gen_s:.1f} s' if gen_s else 'cached'})")
     import resource
 
     def cpu() -> float:
@@ -260,14 +262,14 @@ def main(argv=None) -> int:
     import subprocess
 
     try:
-        cpu = next(l.split(":", 1)[1].strip() for l in subprocess.run(["lscpu"], capture_output=True, text=True)
-                   .stdout.splitlines() if l.startswith("Model name"))
+        cpu = next(line.split(":", 1)[1].strip() for line in subprocess.run(["lscpu"], capture_output=True, text=True)
+                   .stdout.splitlines() if line.startswith("Model name"))
     except Exception:  # noqa: BLE001
         cpu = platform.processor()
     result = {"benchmark": "convert", "n_files": n, "workers": args.workers, "cpu": cpu, "cores": cpu_count(),
               "load_average_at_end": os.getloadavg(), "generated_s": round(gen_s, 1), "results": rows,
               "speedup": round(speedup, 2), "outputs": check,
-              "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+              "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     stem = f"convert_{'quick' if args.quick else n}"
     (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
     md = [f"# Conversion benchmark: {n} DeepFashion2 annotation files → COCO + YOLO", "",

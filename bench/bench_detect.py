@@ -20,7 +20,7 @@ import torch
 from clothingrec.detect.engine import LIGHT_HEADS
 from clothingrec.detect.models import build_detector
 from clothingrec.device import resolve_device, set_threads
-from clothingrec.paths import RUNS_DIR
+from clothingrec.paths import RUNS_DIR, configure_environment
 
 FULL = [  # (family, backbone, min_size, max_size, light heads)
     ("fasterrcnn", "mobilenet_v3_large_fpn", 512, 853, False),
@@ -73,6 +73,7 @@ def measure(family, backbone, min_size, max_size, light, *, steps: int, images: 
 
 
 def main(argv=None) -> int:
+    configure_environment()  # project caches, offline: before any model (ultralytics) is loaded
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--steps", type=int, default=2)

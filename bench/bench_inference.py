@@ -28,11 +28,11 @@ from pathlib import Path
 
 import torch
 
-import clothingrec  # noqa: F401  (offline-safe environment first)
 from clothingrec import serve
-from clothingrec.paths import RUNS_DIR
-from clothingrec.serve import bench as B
+from clothingrec.paths import RUNS_DIR, configure_environment
 from clothingrec.serve.timing import compare_latency
+
+import _common as B
 
 DETECTORS = ("fasterrcnn", "maskrcnn", "yolo")
 
@@ -84,7 +84,8 @@ def markdown(record: dict) -> list[str]:
              f"VNNI {'yes' if m['cpu_flags'].get('avx512_vnni') else 'no'}"
              f"{' (quick mode: tiny sizes, figures not meaningful)' if record['quick'] else ''}.", "",
              "Backends timed interleaved in rounds; batch-1 = one image per call through the predictor "
-             "(classifier: a preprocessed tensor).  ✔ = chosen for serving (fastest that agrees; a backend replaces eager only when ≥ 1.1× faster).", "",
+             "(classifier: a preprocessed tensor).  ✔ = chosen for serving (fastest that agrees; "
+             "a backend replaces eager only when ≥ 1.1× faster).", "",
              "| model | backend | agrees | agreement | batch-1 median ms | p95 ms | speed-up | "
              "throughput img/s (batch) | throughput ratio |",
              "|---|---|---|---|---:|---:|---:|---:|---:|"]
@@ -107,13 +108,15 @@ def markdown(record: dict) -> list[str]:
             mark = " ✔" if r["backend"] == res["chosen"] else ""
             lines.append(f"| {res['model']} | {r['backend']}{mark} | {'yes' if a.get('agrees') else 'no'} | {agr} | "
                          f"{B.fmt(b1.get('median_ms'))} | {B.fmt(b1.get('p95_ms'))} | "
-                         f"{B.fmt(r.get('speedup_vs_eager'), 2)}x | {B.fmt(t.get('images_per_s'))} ({t.get('batch', '–')}) | "
+                         f"{B.fmt(r.get('speedup_vs_eager'), 2)}x | {B.fmt(t.get('images_per_s'))} "
+                         f"({t.get('batch', '–')}) | "
                          f"{B.fmt(ratio, 2)}x |")
     lines += ["", "Models: " + "; ".join(f"{r['model']}: {r.get('description', '?')}" for r in record["results"]), ""]
     return lines
 
 
 def main(argv=None) -> int:
+    configure_environment()  # project caches, offline: before any model (ultralytics) is loaded
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny sizes and few repeats (seconds)")
     p.add_argument("--out", type=Path, default=RUNS_DIR / "bench")
@@ -137,7 +140,8 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=20, help="classifier batch-1 calls per round")
     p.add_argument("--det-repeats", type=int, default=3, help="detector batch-1 calls per round")
     p.add_argument("--throughput-repeats", type=int, default=3)
-    p.add_argument("--compile", action="store_true", help="also measure torch.compile for the classifier (slow to build)")
+    p.add_argument("--compile", action="store_true",
+                   help="also measure torch.compile for the classifier (slow to build)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     if args.quick:

@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import clothingrec  # noqa: F401
 from clothingrec import serve
-from clothingrec.paths import CCP, RUNS_DIR, find_dataset
+from clothingrec.paths import CCP, RUNS_DIR, configure_environment, find_dataset
 from clothingrec.pipeline import Pipeline
-from clothingrec.serve import bench as B
+
+import _common as B
 
 
 def photos(n: int, max_side: int) -> tuple[list[np.ndarray], str]:
@@ -46,6 +46,7 @@ def photos(n: int, max_side: int) -> tuple[list[np.ndarray], str]:
 
 
 def main(argv=None) -> int:
+    configure_environment()  # project caches, offline: before any model (ultralytics) is loaded
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny sizes, 2 photos (seconds)")
     p.add_argument("--out", type=Path, default=RUNS_DIR / "bench")
@@ -135,12 +136,14 @@ def main(argv=None) -> int:
     m = record["machine"]
     lines = ["## Two-stage pipeline: eager predictors vs the serving path", "",
              f"{m['date']}; {m['cpu']}, {m['cores']} cores, torch threads {m['torch_threads']}; load average "
-             f"{m['load_average_1_5_15']} at start{' (quick mode: tiny sizes, figures not meaningful)' if args.quick else ''}.",
+             f"{m['load_average_1_5_15']} at start"
+             f"{' (quick mode: tiny sizes, figures not meaningful)' if args.quick else ''}.",
              f"Photos: {source}.  Person detector: {person_desc} → serving backend **{record['person_backend']}**.  "
              f"Clothing detector: {clothing_desc} → serving backend **{record['clothing_backend']}** "
              f"(chosen on person crops).  Up to {args.max_persons} persons per photo; {args.rounds} pass(es), "
              "the two pipelines interleaved photo by photo.", "",
-             "| mode | pipeline | median ms / image | p95 ms | person ms | clothing ms | speed-up | final boxes agree |",
+             "| mode | pipeline | median ms / image | p95 ms | person ms | clothing ms | speed-up "
+             "| final boxes agree |",
              "|---|---|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         a = r["agreement"]

@@ -24,12 +24,15 @@ from clothingrec.paths import PROJECT_ROOT
 if str(PROJECT_ROOT) not in sys.path:  # `app` lives at the project root, beside lib/
     sys.path.insert(0, str(PROJECT_ROOT))
 
+from clothingrec.datasets.clothing_small import CLASSES as CLASSIFIER_CLASSES  # noqa: E402
+from clothingrec.zoo import UNTRAINED  # noqa: E402
+
 from app.config import MODES  # noqa: E402
 from app.imaging import DEFAULT_MAX_PIXELS, InputError, decode_image  # noqa: E402
-from app.models import CLASSIFIER_CLASSES, UNTRAINED  # noqa: E402
 from app.server import create_app  # noqa: E402
-from app.testing import ccp_photo, shared_service, smoke_config  # noqa: E402
+from app.testing import ccp_photo  # noqa: E402
 from app.wsgi import BackgroundServer  # noqa: E402
+from app_fixtures import shared_service, smoke_config  # noqa: E402
 
 BODY_LIMIT = 2 * 1024 * 1024
 
@@ -340,17 +343,17 @@ def test_config_from_env_and_cli():
 
 
 def test_missing_weights_path_is_a_clear_error():
-    from app.models import ModelLoadError, load_crop_classifier
+    from clothingrec import zoo
 
-    with pytest.raises(ModelLoadError, match="classifier: .*nope.pt does not exist"):
-        load_crop_classifier("runs/nope.pt", untrained_name="mobilenet_v3_small", size=64, seed=0, device="cpu")
+    with pytest.raises(zoo.ModelLoadError, match="classifier: .*nope.pt does not exist"):
+        zoo.resolve("classifier", "runs/nope.pt")
 
 
 def test_trained_weights_load_through_the_library(tmp_path):
     """A checkpoint in the detection loop's format and an exported classifier load as "trained"."""
     import torch
 
-    from app.models import load_crop_classifier, load_detector_predictor
+    from clothingrec import zoo
     from clothingrec.classify import build_classifier, export_weights
     from clothingrec.detect.models import build_detector, builder_spec
 
@@ -361,20 +364,17 @@ def test_trained_weights_load_through_the_library(tmp_path):
     ckpt.parent.mkdir(parents=True)
     torch.save({"spec": spec, "model": model.state_dict(), "label_to_coco": {1: 1, 2: 2},
                 "categories": [{"id": 1, "name": "top"}, {"id": 2, "name": "skirt"}]}, ckpt)
-    predictor, info = load_detector_predictor(
-        "clothing_detector", str(tmp_path / "run"), untrained_family="maskrcnn",
-        untrained_backbone="mobilenet_v3_large_fpn", categories=["x"], min_size=128, seed=0, device="cpu",
-        detections_per_img=5, auto_glob="none-*")
-    assert info.trained and info.source == str(tmp_path / "run") and info.categories == ["top", "skirt"]
+    predictor, info = zoo.resolve("clothing-detector", tmp_path / "run")
+    # outside the project a source is named by its folder / file name only, never by an absolute path
+    assert info.trained and info.source == "run" and info.categories == ["top", "skirt"]
     assert predictor.predict(np.zeros((64, 48, 3), np.uint8)).boxes_xyxy.shape[1] == 4
 
     weights = export_weights(build_classifier("mobilenet_v3_small", 10), tmp_path / "mobilenet_v3_small.pt",
                              arch="mobilenet_v3_small", classes=CLASSIFIER_CLASSES, imgsz=64, resize_size=72)
-    clf, cinfo = load_crop_classifier(str(weights), untrained_name="mobilenet_v3_small", size=128, seed=0,
-                                      device="cpu")
-    assert cinfo.trained and clf.size == 64 and clf.class_names == list(CLASSIFIER_CLASSES)
-    labels = clf.classify(np.zeros((50, 40, 3), np.uint8), np.array([[5, 5, 30, 45], [0, 0, 40, 50]]))
-    assert len(labels) == 2 and all(name in CLASSIFIER_CLASSES and 0 <= p <= 1 for name, p in labels)
+    clf, cinfo = zoo.resolve("classifier", str(weights))
+    assert cinfo.trained and clf.imgsz == 64 and clf.classes == CLASSIFIER_CLASSES
+    labels = clf.classify_crops(np.zeros((50, 40, 3), np.uint8), np.array([[5, 5, 30, 45], [0, 0, 40, 50]]))
+    assert len(labels) == 2 and all(c.label in CLASSIFIER_CLASSES and 0 <= c.score <= 1 for c in labels)
 
 
 def test_busy_models_give_503_then_recover(service, client, photo_bytes):
@@ -393,11 +393,11 @@ def test_busy_models_give_503_then_recover(service, client, photo_bytes):
 def test_trained_models_run_on_the_fastest_agreeing_serving_path():
     """With the committed YOLO and classifier weights, ``serving=fastest`` picks a measured backend, says so,
     and its answers match the eager service on a real photo (boxes at IoU ≥ 0.9, same garment labels)."""
-    from app.engine import Service
-    from app.models import _find_weights
-    from clothingrec import serve
+    from clothingrec import serve, zoo
 
-    if _find_weights("detector-*", folder=True) is None or _find_weights("classifier-mobilenet_v3_small*") is None:
+    from app.engine import Service
+
+    if zoo.committed("clothing-detector") is None or zoo.committed("classifier") is None:
         pytest.fail("the committed weights under runs/results/ are missing: this test needs them")
     photo = decode_image(ccp_photo(1).read_bytes(), filename="0001.jpg")
     results = {}
@@ -415,7 +415,7 @@ def test_trained_models_run_on_the_fastest_agreeing_serving_path():
     assert eager["num_detections"] > 0
 
     def detections(payload):
-        from clothingrec.detect.types import Detections
+        from clothingrec.structures import Detections
 
         items = payload["detections"]
         return Detections(np.array([d["box"] for d in items], dtype=np.float32).reshape(-1, 4),
@@ -431,8 +431,9 @@ def test_trained_models_run_on_the_fastest_agreeing_serving_path():
 
 def test_serving_choice_failing_keeps_the_app_on_eager(monkeypatch):
     """No images to check agreement on (e.g. no datasets): the app starts anyway, eager, and logs why."""
-    from app.engine import Service
     from clothingrec import serve
+
+    from app.engine import Service
 
     def no_images(*args, **kwargs):
         raise FileNotFoundError("no validation images")

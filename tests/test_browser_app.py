@@ -19,8 +19,9 @@ if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
 from app.server import create_app  # noqa: E402
-from app.testing import CHROMIUM, ccp_photo, chromium_context, shared_service, smoke_config  # noqa: E402
+from app.testing import CHROMIUM, ccp_photo, chromium_context  # noqa: E402
 from app.wsgi import BackgroundServer  # noqa: E402
+from app_fixtures import shared_service, smoke_config  # noqa: E402
 
 ARTIFACTS = RUNS_DIR / "test-artifacts" / "browser"
 

@@ -99,8 +99,26 @@ def test_store_matches_inference_transform(tmp_path):
     via_paths = predict(loaded, [str(r.path) for r in index.records[:3]])
     assert torch.allclose(via_paths.probs, direct, atol=1e-5)
     assert via_paths.labels == [CLASSES[i] for i in direct.argmax(1).tolist()]
-    m, classes, transform, imgsz = loaded  # unpacks as documented
-    assert classes == CLASSES and imgsz == 32
+    assert loaded.classes == CLASSES and loaded.imgsz == 32
+
+
+def test_image_classifier_is_the_classifier_protocol(tmp_path):
+    """Whole images and crops go through one preparation: a box equal to the image is ``classify(image)``."""
+    from clothingrec.structures import Classification, Classifier
+
+    torch.manual_seed(0)
+    path = export_weights(build_classifier("mobilenet_v3_small"), tmp_path / "m.pt", arch="mobilenet_v3_small",
+                          classes=CLASSES, imgsz=32, resize_size=40)
+    clf = load_classifier(path)
+    assert isinstance(clf, Classifier)
+    image = (np.random.default_rng(0).random((70, 50, 3)) * 255).astype(np.uint8)
+    whole = clf.classify(image)
+    assert isinstance(whole, Classification) and whole.label in CLASSES and len(whole.probs) == len(CLASSES)
+    assert clf.classify_crops(image, [[0, 0, 50, 70]]) == [whole]
+    assert torch.allclose(torch.tensor(whole.probs), clf.predict([Image.fromarray(image)]).probs[0], atol=1e-6)
+    crops = clf.classify_crops(image, np.array([[5.5, 5, 30, 45], [-3, -3, 80, 90], [49, 69, 60, 80]]))
+    assert len(crops) == 3 and crops[1] == whole and all(0 <= c.score <= 1 for c in crops)
+    assert clf.classify_crops(image, np.zeros((0, 4))) == []
 
 
 def test_augmentation_geometry_is_exact_without_randomness():

@@ -7,18 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from clothingrec.detect import (
-    LIGHT_HEADS,
-    CocoDetection,
-    TrainConfig,
-    build_detector,
-    hflip,
-    load_detector,
-    lr_lambda_factory,
-    train,
-)
-from clothingrec.detect.data import EpochBatchSampler
-from clothingrec.detect.settings import prepared_dir, resolve_settings
+from clothingrec.detect import LIGHT_HEADS, TrainConfig, build_detector, load_detector, train
+from clothingrec.detect.data import CocoDetection, EpochBatchSampler, hflip
+from clothingrec.detect.engine import lr_lambda_factory
 from clothingrec.weights import PretrainedWeightsUnavailable
 
 SIZE = 64
@@ -146,34 +137,6 @@ def test_mask_model_forward_shapes():
     assert out["masks"].shape[1:] == (1, 64, 80)
 
 
-def test_settings_merge_profile_config_and_overrides(tmp_path):
-    s = resolve_settings("fasterrcnn", "smoke", None, {"epochs": 3, "lr": None})
-    assert s["epochs"] == 3 and s["lr"] == 0.02 and s["dataset"] == "synthetic-df2"
-    user = tmp_path / "u.yaml"
-    user.write_text("batch: 1\n")
-    assert resolve_settings("yolo", "full", user)["batch"] == 1
-    user.write_text("bogus: 1\n")
-    with pytest.raises(ValueError, match="bogus"):
-        resolve_settings("yolo", "full", user)
-    with pytest.raises(ValueError, match="profile"):
-        resolve_settings("yolo", "huge")
-    assert prepared_dir("/data/my df2/", max_images=8).name == "data_my_df2-garments-detect-max8"
-
-
-def test_committed_cpu_configs_resolve_from_any_working_directory(tmp_path, monkeypatch):
-    """`make train-fasterrcnn CONFIG=configs/detect/x.yaml`: papermill runs the notebook in notebooks/, so a
-    path relative to the project root must still be found (and a bare file name under configs/detect/)."""
-    monkeypatch.chdir(tmp_path)
-    for kind in ("fasterrcnn", "maskrcnn"):
-        by_root = resolve_settings(kind, "smoke", f"configs/detect/{kind}-ccp-cpu.yaml")
-        by_name = resolve_settings(kind, "smoke", f"{kind}-ccp-cpu.yaml")
-        assert by_root == by_name
-        assert (by_root["dataset"], by_root["backbone"], by_root["light_heads"]) == ("ccp", "mobilenet_v3_large_fpn", True)
-        assert 0 < by_root["time_hours"] <= 1
-    with pytest.raises(FileNotFoundError, match="nope.yaml"):
-        resolve_settings("fasterrcnn", "smoke", "configs/detect/nope.yaml")
-
-
 @pytest.mark.slow
 def test_short_training_lowers_the_loss_and_checkpoint_predicts(tmp_path):
     path, img_dir = write_fixture(tmp_path, n=4)
@@ -215,3 +178,13 @@ def test_resume_after_interrupted_epoch_continues_from_saved_step(tmp_path):
     b = torch.load(resumed.last_checkpoint, weights_only=False)["model"]
     for key in a:
         assert torch.allclose(a[key].float(), b[key].float(), rtol=1e-4, atol=1e-5), key
+
+
+@pytest.mark.slow
+def test_time_budget_ends_at_an_epoch_boundary_with_its_evaluation(tmp_path):
+    path, img_dir = write_fixture(tmp_path, n=4)  # 2 steps per epoch
+    res = train(path, img_dir, path, img_dir, tmp_path / "run", tiny_config(epochs=3, time_limit_s=1e-6, eval_every=1, max_eval_images=2), log=None)
+    assert res.interrupted and res.epoch == 1 and res.global_step == 2  # the first epoch ran whole, no more
+    assert list(res.history["epoch"]) == [1] and res.history["bbox_AP50"].notna().all()
+    state = torch.load(res.last_checkpoint, weights_only=False)
+    assert (state["epoch"], state["step_in_epoch"]) == (1, 0)  # a resume starts the next epoch

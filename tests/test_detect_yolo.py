@@ -51,7 +51,7 @@ def test_device_and_model_names(monkeypatch):
 @pytest.mark.slow
 def test_yolo_trains_predicts_and_scores_through_the_one_evaluation(tmp_path):
     from clothingrec.detect import load_detector
-    from clothingrec.detect.types import Detections
+    from clothingrec.structures import Detections
     from clothingrec.detect.yolo import YoloPredictor, native_val, train_yolo, yolo_history
     from clothingrec.evaluate import evaluate_predictor
 

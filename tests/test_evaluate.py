@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from clothingrec.detect.types import Detections
+from clothingrec.structures import Detections
 from clothingrec.evaluate import (
     coco_evaluate,
     confusion_matrix,

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from clothingrec.detect.types import Detections, Predictor
+from clothingrec.structures import Detections, Predictor
 from clothingrec.pipeline import (Pipeline, evaluate_modes, latency_summary, nms_per_class, pad_box,
                                   to_image_coordinates)
 
@@ -252,25 +252,3 @@ def test_real_torchvision_predictors_plug_in():
     direct = pipe.run(image, "direct")
     assert direct.detections.masks.shape[1:] == (120, 90)
     json.dumps(result.to_dict(include_masks=True))
-
-
-def test_clothing_val_set_reads_yolo_and_torchvision_runs(tmp_path):
-    """A YOLO run has data.json only, a torchvision run also train_config.json: both name the same val set."""
-    import json
-
-    from clothingrec.pipeline import clothing_val_set
-
-    root = tmp_path / "prepared"
-    (root / "annotations").mkdir(parents=True)
-    (root / "images" / "val").mkdir(parents=True)
-    val_json = root / "annotations" / "instances_val.json"
-    val_json.write_text("{}")
-    yolo_run, tv_run, empty = tmp_path / "yolo", tmp_path / "tv", tmp_path / "empty"
-    for d in (yolo_run, tv_run, empty):
-        d.mkdir()
-    (yolo_run / "data.json").write_text(json.dumps({"coco_json": {"val": str(val_json)},
-                                                    "image_dir": {"val": str(root / "images" / "val")}}))
-    (tv_run / "train_config.json").write_text(json.dumps({"val_json": str(val_json)}))
-    assert clothing_val_set(yolo_run) == clothing_val_set(tv_run) == (val_json, root / "images" / "val")
-    with pytest.raises(FileNotFoundError, match="data.json"):
-        clothing_val_set(empty)

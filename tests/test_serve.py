@@ -11,12 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from clothingrec import serve
-from clothingrec.classify import predict as eager_predict
-from clothingrec.detect.types import Detections
+from clothingrec import serve, zoo
 from clothingrec.serve import agreement as agree
-from clothingrec.serve.bench import find_result_weights
 from clothingrec.serve.classifier import build_backends, choose, evaluate_backends
+from clothingrec.structures import Classifier, Detections
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -29,12 +27,7 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def classifier():
-    from clothingrec.classify import load_classifier
-
-    path = find_result_weights("classifier-mobilenet_v3_small*")
-    if path is not None:
-        return load_classifier(path)
-    return serve.seeded_classifier("mobilenet_v3_small", 64, seed=0)
+    return zoo.resolve("classifier", "auto", imgsz=64, calibration_per_class=4)[0]
 
 
 @pytest.fixture(scope="module")
@@ -77,18 +70,29 @@ def test_serving_classifier_same_interface(classifier, test_split, tmp_path):
                                       workdir=tmp_path, rounds=1, repeats=3)
     assert served.backend in ("eager", "onnx-fp32")
     assert served.agreement["agrees"] and {r["backend"] for r in served.candidates} == {"eager", "onnx-fp32"}
-    # the library's eager predict and the served predict name the same classes for real files
+    assert isinstance(served, Classifier) and served.eager is classifier and served.classes == classifier.classes
+    # the eager and the served predict name the same classes for real files
     files = paths[::40]
-    ref = eager_predict(classifier, files)
+    ref = classifier.predict(files)
     got = served.predict(files)
     assert got.labels == ref.labels
     assert torch.allclose(got.probs, ref.probs, atol=1e-4)
-    # clothingrec.classify.predict accepts the served classifier as a LoadedClassifier
-    assert eager_predict(served, files).labels == ref.labels
-    # the app's crop call
-    image = (np.random.default_rng(0).random((120, 90, 3)) * 255).astype(np.uint8)
-    out = served.classify(image, np.array([[0, 0, 60, 100], [10, 20, 89, 119]]))
-    assert len(out) == 2 and all(name in served.classes and 0 <= p <= 1 for name, p in out)
+
+
+def test_serving_classifier_agrees_with_eager_on_crops(classifier, tmp_path):
+    """The app's call: crops of a real photo through the ONNX backend give the eager classes and scores."""
+    from clothingrec.evaluate import read_image
+    from clothingrec.paths import CCP, find_dataset
+
+    image = read_image(find_dataset(CCP) / "photos" / "0001.jpg")
+    h, w = image.shape[:2]
+    boxes = np.array([[0, 0, w, h], [40.5, 60.2, 300.7, 500.1], [w / 2, h / 3, w, h], [10, 10, 11, 11]])
+    backends = build_backends(classifier.model, classifier.imgsz, backends=("onnx-fp32",), threads=1, workdir=tmp_path)
+    served = serve.ServingClassifier(classifier, backends["onnx-fp32"]["module"], "onnx-fp32")
+    ref, got = classifier.classify_crops(image, boxes), served.classify_crops(image, boxes)
+    assert [c.label for c in got] == [c.label for c in ref] and len(ref) == 4
+    assert np.allclose([c.probs for c in got], [c.probs for c in ref], atol=1e-4)
+    assert np.allclose(served.classify(image).probs, ref[0].probs, atol=1e-4)
 
 
 def test_int8_only_chosen_when_agreeing():
@@ -156,8 +160,8 @@ def test_fasterrcnn_hybrid_agrees_and_keeps_interface(val_images, tmp_path_facto
     from clothingrec.detect import LIGHT_HEADS, TorchvisionPredictor
 
     heads = {k: v for k, v in LIGHT_HEADS.items() if k.endswith("_test")}
-    pred = serve.seeded_detector("fasterrcnn", "mobilenet_v3_large_fpn", min_size=160, images=val_images,
-                                 box_detections_per_img=30, **heads)
+    pred = zoo.untrained_detector("fasterrcnn", min_size=160, images=val_images, logit_scale=10.0,
+                                  box_detections_per_img=30, **heads)
     served = serve.fastest_predictor(pred, val_images, threads=1, workdir=tmp_path_factory.mktemp("rcnn"),
                                      rounds=1, repeats=1, score_threshold=0.05)
     assert isinstance(served, TorchvisionPredictor) and served is not pred
@@ -181,8 +185,8 @@ def test_fasterrcnn_hybrid_agrees_and_keeps_interface(val_images, tmp_path_facto
 def test_maskrcnn_hybrid_masks_agree(val_images, tmp_path):
     from clothingrec.serve.detector import RCNN_BACKENDS, hybrid_rcnn
 
-    pred = serve.seeded_detector("maskrcnn", "mobilenet_v3_large_fpn", min_size=128, images=val_images,
-                                 box_detections_per_img=5, rpn_pre_nms_top_n_test=200, rpn_post_nms_top_n_test=50)
+    pred = zoo.untrained_detector("maskrcnn", min_size=128, images=val_images, logit_scale=10.0,
+                                  box_detections_per_img=5, rpn_pre_nms_top_n_test=200, rpn_post_nms_top_n_test=50)
     import copy
 
     served = copy.copy(pred)
@@ -200,7 +204,7 @@ def test_maskrcnn_hybrid_masks_agree(val_images, tmp_path):
 def test_yolo_onnx_agrees(val_images, tmp_path):
     from clothingrec.detect import YoloPredictor
 
-    pred = serve.seeded_yolo("yolov8n", imgsz=128, workdir=tmp_path, images=val_images)
+    pred = zoo.untrained_yolo("yolov8n", imgsz=128, workdir=tmp_path, images=val_images)
     served = serve.fastest_predictor(pred, val_images[:2], threads=1, workdir=tmp_path, rounds=1, repeats=1)
     assert isinstance(served, YoloPredictor)
     a = {r["backend"]: r for r in served.serving["candidates"]}["onnx-fp32"]["agreement"]

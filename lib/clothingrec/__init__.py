@@ -1,11 +1,8 @@
 """clothingrec: clothing/person detection and clothing classification.
 
-Importing the package makes the process offline- and CI-safe: caches live in the
-project (never in the user's home), ultralytics does not try the network, and
-progress bars can be silenced by the caller.  See :mod:`clothingrec.paths`.
+Importing the package changes nothing in the process.  Entry points (the notebook runner,
+the web app, tests, benchmarks) call :func:`clothingrec.paths.configure_environment` to keep
+caches in the project and third-party libraries offline; the Makefile and the Jupyter kernel
+set the same variables (see :func:`clothingrec.paths.offline_environment`).
 """
-from clothingrec.paths import configure_environment
-
-configure_environment()
-
 __version__ = "0.1.0"

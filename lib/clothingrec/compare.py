@@ -2,9 +2,10 @@
 
 Inputs (never recomputed here):
 
-* ``metrics.json`` of every training / evaluation run — committed real runs under
-  ``runs/results/<name>/`` first (source ``committed``), then the newest run of each notebook under
-  ``runs/<notebook>/latest/`` (source ``smoke``, or the ``profile`` the run recorded in its provenance);
+* the run record (``run.json``: its ``metrics``) of every training run and the ``metrics.json`` of every
+  evaluation — committed real runs under ``runs/results/<name>/`` first (source ``committed``), then the
+  newest run of each notebook under ``runs/<notebook>/latest/`` (source ``smoke``, or the ``profile`` the
+  run recorded in its provenance);
 * ``analysis.json`` from ``11_analyze_models`` (MACs, FLOPs, parameters, latency per architecture),
   joined on the ``model`` field;
 * :mod:`clothingrec.reference` for published figures, shown as labelled reference rows.
@@ -95,6 +96,8 @@ def _read(path: Path, source: str, out: Collection) -> None:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         out.skipped.append(f"{path}: cannot read JSON ({exc})")
         return
+    if path.name == "run.json" and isinstance(data, dict):  # a run record: its headline metrics
+        data = {**(data.get("metrics") or {}), "provenance": data.get("provenance") or {}}
     problem = validate_metrics(data, path)
     if problem:
         out.skipped.append(problem)
@@ -116,19 +119,24 @@ def _identity(data: dict) -> tuple:
 
 def collect_results(results_dir: Path | str = RESULTS_DIR, runs_dir: Path | str | None = RUNS_DIR,
                     include_latest: bool = True) -> Collection:
-    """Committed results (``results_dir/**/metrics.json``), then every ``runs_dir/*/latest/**/metrics.json``."""
+    """Committed results (``results_dir/**/{run,metrics}.json``), then every ``runs_dir/*/latest/**/…`` one."""
     out = Collection()
     results_dir = Path(results_dir)
     if results_dir.exists():
-        for path in sorted(results_dir.glob("**/metrics.json")):
+        for path in _result_files(results_dir):
             _read(path, "committed", out)
     if include_latest and runs_dir is not None and Path(runs_dir).exists():
         for link in sorted(Path(runs_dir).glob("*/latest")):
             if link.parent.resolve() == results_dir.resolve():
                 continue
-            for path in sorted(link.glob("**/metrics.json")):
+            for path in _result_files(link):
                 _read(path, "smoke", out)
     return out
+
+
+def _result_files(folder: Path) -> list[Path]:
+    """Run records and metrics files under ``folder``, in path order."""
+    return sorted([*folder.glob("**/run.json"), *folder.glob("**/metrics.json")])
 
 
 def find_analysis(results_dir: Path | str = RESULTS_DIR, runs_dir: Path | str | None = RUNS_DIR) -> Path | None:

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from clothingrec.paths import NOTEBOOKS_DIR, RUNS_DIR, point_latest
+from clothingrec.paths import NOTEBOOKS_DIR, RUNS_DIR, configure_environment, point_latest
 
 KERNEL_NAME = "clothingrec"
 
@@ -48,11 +48,46 @@ def notebook_path(name: str) -> Path:
     return path
 
 
+def declared_parameters(source: Path) -> list[str]:
+    """Names assigned in the notebook's cell tagged ``parameters``, in order ([] if it has none).
+
+    Read with :mod:`ast`: ``papermill.inspect_notebook`` skips any line whose comment holds an ``=``
+    (``threads = None  # None = one per core``), which would reject parameters the notebook has.
+    """
+    import ast
+
+    import nbformat
+
+    nb = nbformat.read(source, as_version=4)
+    cell = next((c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    names: dict[str, None] = {}  # ordered set
+    for node in ast.parse(cell.source).body if cell is not None else []:
+        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+        names.update((n.id, None) for t in targets if t is not None for n in ast.walk(t) if isinstance(n, ast.Name))
+    return list(names)
+
+
+def check_parameters(source: Path, parameters: dict) -> None:
+    """Refuse parameters the notebook does not declare (papermill would inject them, and they would do nothing)."""
+    declared = declared_parameters(source)
+    unknown = sorted(set(parameters) - set(declared))
+    if unknown:
+        has = ", ".join(declared) if declared else "none (no cell tagged 'parameters')"
+        raise ValueError(f"{source.name} does not declare the parameter(s) {', '.join(unknown)}; "
+                         f"its parameters are: {has}")
+
+
 def run(name: str, parameters: dict, kernel_name: str | None = KERNEL_NAME) -> Path:
-    """Execute one notebook with papermill into a new timestamped run folder; return the executed copy."""
+    """Execute one notebook with papermill into a new timestamped run folder; return the executed copy.
+
+    Every name in ``parameters`` must be declared in the notebook's ``parameters`` cell (else
+    ``ValueError`` before anything runs).  The offline environment is set first; the kernel inherits it.
+    """
     import papermill as pm
 
     source = notebook_path(name)
+    check_parameters(source, parameters)
+    configure_environment()
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     if parameters.get("output_dir"):
         # an existing run folder (e.g. `-r output_dir runs/05_train_maskrcnn/<stamp> -p resume True`):

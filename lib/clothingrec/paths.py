@@ -32,23 +32,34 @@ PENNFUDAN = "PennFudanPed"
 SYNTHETIC_DIR = DATA_DIR / "synthetic"
 
 
-def configure_environment() -> None:
-    """Point every cache at the project and keep third-party libraries offline.
+def offline_environment() -> dict[str, str]:
+    """The variables that keep every cache in the project and third-party libraries offline.
 
-    Uses ``setdefault`` so a user with a network can override any of it from the shell.
+    The Makefile exports the same, and ``make setup`` writes them into the Jupyter kernel's
+    ``kernel.json``, so notebooks get them however they are started.
     """
-    env = {
-        "TORCH_HOME": CACHE_DIR / "torch",
-        "MPLCONFIGDIR": CACHE_DIR / "matplotlib",
-        "YOLO_CONFIG_DIR": CACHE_DIR / "ultralytics",
-        "HF_HOME": CACHE_DIR / "huggingface",
+    return {
+        "TORCH_HOME": str(CACHE_DIR / "torch"),
+        "MPLCONFIGDIR": str(CACHE_DIR / "matplotlib"),
+        "YOLO_CONFIG_DIR": str(CACHE_DIR / "ultralytics"),
+        "HF_HOME": str(CACHE_DIR / "huggingface"),
+        "YOLO_OFFLINE": "1",
+        "YOLO_AUTOINSTALL": "0",
+        "HF_HUB_OFFLINE": "1",
     }
-    for key, value in env.items():
-        os.environ.setdefault(key, str(value))
+
+
+def configure_environment() -> None:
+    """Apply :func:`offline_environment`, create the cache folders and give ultralytics a local font.
+
+    Called explicitly by entry points (importing :mod:`clothingrec` does nothing), before
+    ultralytics is imported.  Uses ``setdefault`` so a user with a network can override any of
+    it from the shell.
+    """
+    for key, value in offline_environment().items():
+        os.environ.setdefault(key, value)
+    for key in ("TORCH_HOME", "MPLCONFIGDIR", "YOLO_CONFIG_DIR", "HF_HOME"):
         Path(os.environ[key]).mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("YOLO_OFFLINE", "1")
-    os.environ.setdefault("YOLO_AUTOINSTALL", "0")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     _install_ultralytics_font(Path(os.environ["YOLO_CONFIG_DIR"]))
 
 
@@ -80,6 +91,22 @@ def find_dataset(name: str, required: bool = True) -> Path | None:
             "run `make data` (see data/README.md for datasets you must obtain yourself)"
         )
     return None
+
+
+def project_relative(path: str | os.PathLike) -> str:
+    """``path`` as run records write it: relative to the project root (POSIX) when inside it, else as given.
+
+    Symlinks are not followed, so ``data/<name>`` stays ``data/<name>`` wherever it points.
+    """
+    absolute = Path(os.path.abspath(path))
+    root = Path(os.path.abspath(PROJECT_ROOT))
+    return absolute.relative_to(root).as_posix() if absolute.is_relative_to(root) else str(path)
+
+
+def from_project(path: str | os.PathLike) -> Path:
+    """A path read from a run record: a relative one is relative to the project root, not the cwd."""
+    path = Path(path)
+    return path if path.is_absolute() else PROJECT_ROOT / path
 
 
 def resolve_output_dir(notebook: str, output_dir: str | os.PathLike | None = None) -> Path:

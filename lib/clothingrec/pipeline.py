@@ -10,7 +10,7 @@ Two modes over one image (RGB uint8, H×W×3):
   non-maximum suppression per class.  When no person is found the pipeline falls back to ``direct``
   and says so (``fallback=True``, ``fallback_reason``).
 
-Any detector that implements :class:`clothingrec.detect.types.Predictor` plugs in (torchvision
+Any detector that implements :class:`clothingrec.structures.Predictor` plugs in (torchvision
 Faster/Mask R-CNN, ultralytics YOLO, or a stub in tests)::
 
     pipe = Pipeline(person_predictor, clothing_predictor, margin=0.1)
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clothingrec.detect.types import Detections
+from clothingrec.structures import Detections
 
 MODES = ("direct", "two-stage")
 
@@ -82,18 +82,6 @@ def to_image_coordinates(det: Detections, crop: tuple[int, int, int, int],
     return Detections(boxes, det.labels.copy(), det.scores.copy(), masks)
 
 
-def concatenate(parts: list[Detections], image_hw: tuple[int, int], with_masks: bool) -> Detections:
-    if not parts:
-        return Detections.empty(*image_hw, with_masks=with_masks)
-    masks = None
-    if with_masks:
-        h, w = image_hw
-        masks = np.concatenate([p.masks if p.masks is not None else np.zeros((len(p), h, w), bool)
-                                for p in parts])
-    return Detections(np.concatenate([p.boxes_xyxy for p in parts]), np.concatenate([p.labels for p in parts]),
-                      np.concatenate([p.scores for p in parts]), masks)
-
-
 def nms_per_class(det: Detections, iou_threshold: float) -> Detections:
     """Non-maximum suppression within each class (torchvision ``batched_nms``), best score first."""
     if len(det) == 0:
@@ -104,8 +92,7 @@ def nms_per_class(det: Detections, iou_threshold: float) -> Detections:
     keep = batched_nms(torch.as_tensor(det.boxes_xyxy, dtype=torch.float32),
                        torch.as_tensor(det.scores, dtype=torch.float32),
                        torch.as_tensor(det.labels, dtype=torch.int64), float(iou_threshold)).numpy()
-    return Detections(det.boxes_xyxy[keep], det.labels[keep], det.scores[keep],
-                      None if det.masks is None else det.masks[keep])
+    return det.select(keep)
 
 
 # ---------------------------------------------------------------- result
@@ -208,7 +195,7 @@ class Pipeline:
             keep &= det.labels == self.person_label
         idx = np.flatnonzero(keep)
         idx = idx[np.argsort(-det.scores[idx], kind="stable")][: self.max_persons]
-        return Detections(det.boxes_xyxy[idx], det.labels[idx], det.scores[idx])
+        return det.select(idx)
 
     def run(self, image: np.ndarray, mode: str = "two-stage") -> PipelineResult:
         if mode not in MODES:
@@ -259,12 +246,10 @@ class Pipeline:
             parts.append(to_image_coordinates(det, crop, (h, w)))
         timings["clothing"] = time.perf_counter() - t
         t = time.perf_counter()
-        merged = concatenate(parts, (h, w), with_masks)
+        merged = Detections.concatenate(parts, h, w, with_masks)
         if len(crops) > 1:
             merged = nms_per_class(merged, self.merge_iou)
-        order = np.argsort(-merged.scores, kind="stable")
-        merged = Detections(merged.boxes_xyxy[order], merged.labels[order], merged.scores[order],
-                            None if merged.masks is None else merged.masks[order])
+        merged = merged.top(len(merged))
         timings["merge"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - t0
         return PipelineResult(merged, mode, "two-stage", False, None, person_boxes, person_scores, crops,
@@ -272,7 +257,7 @@ class Pipeline:
 
 
 class ModePredictor:
-    """A pipeline mode seen as a :class:`~clothingrec.detect.types.Predictor`, recording each result.
+    """A pipeline mode seen as a :class:`~clothingrec.structures.Predictor`, recording each result.
 
     Lets the shared evaluation (:func:`clothingrec.evaluate.predict_coco`) score a pipeline mode
     exactly as it scores a single detector; ``results`` keeps every :class:`PipelineResult`.
@@ -347,38 +332,6 @@ def evaluate_modes(pipeline: Pipeline, gt, image_dir, *, modes=MODES, max_images
         details[mode] = {"evals": evals, "run": run, "results": predictor.results}
     return pd.DataFrame(rows), details
 
-
-
-# ---------------------------------------------------------------- notebook helpers
-def clothing_val_set(run_dir) -> tuple[Path, Path]:
-    """``(val COCO json, val image folder)`` a clothing-detector run was validated on.
-
-    Read from the run's ``data.json`` (the prepared dataset, written by notebooks 03–05 for YOLO and
-    torchvision runs alike), else from ``train_config.json`` (written by :func:`clothingrec.detect.train`;
-    the images are the converter's ``images/val`` beside ``annotations/``).
-    """
-    import json
-
-    run_dir = Path(run_dir)
-    data_path, cfg_path = run_dir / "data.json", run_dir / "train_config.json"
-    if data_path.is_file():
-        data = json.loads(data_path.read_text(encoding="utf-8"))
-        try:
-            val_json, image_dir = Path(data["coco_json"]["val"]), Path(data["image_dir"]["val"])
-        except (KeyError, TypeError):
-            raise ValueError(f"{data_path} has no fields 'coco_json.val' / 'image_dir.val'") from None
-    elif cfg_path.is_file():
-        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-        if "val_json" not in cfg:
-            raise ValueError(f"{cfg_path} has no field 'val_json'")
-        val_json = Path(cfg["val_json"])
-        image_dir = val_json.parent.parent / "images" / "val"
-    else:
-        raise FileNotFoundError(f"neither {data_path} nor {cfg_path} found: pass the evaluation dataset explicitly")
-    if not val_json.is_file() or not image_dir.is_dir():
-        raise FileNotFoundError(f"validation set of {run_dir} is gone ({val_json}, {image_dir}); re-run its notebook "
-                                "or pass the evaluation dataset explicitly")
-    return val_json, image_dir
 
 
 def plot_modes(images: list[np.ndarray], results: dict[str, list[PipelineResult]], *,

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from clothingrec.analyze.flops import Workload
+from clothingrec.structures import IMAGENET_MEAN, IMAGENET_STD
 
 CLASSIFIERS = ("mobilenet_v3_small", "resnet50")
 RCNN_FAMILIES = ("fasterrcnn", "maskrcnn")
@@ -156,10 +157,6 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 # ---------------------------------------------------------------------------------------------
 # inputs, calls, workloads, feature maps
-
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def example_batch(spec: ModelSpec, batch: int = 1, seed: int = 0, device="cpu") -> torch.Tensor:

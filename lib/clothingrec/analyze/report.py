@@ -401,13 +401,3 @@ def erf_image_batch(n: int, size: int, dataset: str = "clothing-dataset-small", 
             im = im.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR)
             out.append(torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).float() / 255.0)
     return torch.stack(out), f"{len(out)} {dataset}/{split} images (every {step}th of {len(files)} sorted paths)"
-
-
-def find_trained_classifier(arch: str, results_dir=None):
-    """A committed classifier weights file for ``arch`` under ``runs/results`` (exported ``.pt``), or None."""
-    from clothingrec.paths import RESULTS_DIR
-
-    root = Path(results_dir) if results_dir else RESULTS_DIR
-    for path in sorted(root.glob(f"**/{arch}*.pt")):
-        return path
-    return None

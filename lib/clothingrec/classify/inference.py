@@ -1,24 +1,28 @@
-"""Load a trained classifier (exported weights or a Lightning checkpoint) and predict.
+"""Load a trained classifier (exported weights or a Lightning checkpoint): the project's one :class:`Classifier`.
 
 The exported file (``<model>.pt``, written by :func:`export_weights`) is a small dict:
 architecture name, class names, input sizes, normalisation, fp32 ``state_dict`` and the
-config it was trained with.  ``load_classifier(path)`` returns a :class:`LoadedClassifier`
-that unpacks as ``model, classes, transform, imgsz``; ``predict`` runs batches of paths,
-PIL images or already-transformed tensors.
+config it was trained with.  ``load_classifier(path)`` returns an :class:`ImageClassifier`
+(:class:`clothingrec.structures.Classifier`): ``classify(image)``, ``classify_crops(image, boxes)``
+and the batch ``predict(paths | PIL images | normalised tensor)``.  Whole images and crops are
+prepared as training evaluated them (:class:`EvalTransform`: the store's decoding, centre crop, ImageNet norm).
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from clothingrec.classify.augment import IMAGENET_MEAN, IMAGENET_STD, center_crop, normalize
+from clothingrec.classify.augment import center_crop, normalize
 from clothingrec.classify.models import build_classifier
 from clothingrec.classify.store import decode_square
 from clothingrec.device import resolve_device
+from clothingrec.structures import IMAGENET_MEAN, IMAGENET_STD, Classification
 
 EXPORT_FORMAT = "clothingrec-classifier"
 
@@ -53,19 +57,83 @@ class EvalTransform:
 
 
 @dataclass
-class LoadedClassifier:
+class Predictions:
+    indices: torch.Tensor        # [N] predicted class index
+    probs: torch.Tensor          # [N, C] softmax probabilities
+    labels: list[str]            # predicted class names
+
+
+@dataclass
+class ImageClassifier:
+    """A classification network behind the :class:`~clothingrec.structures.Classifier` protocol.
+
+    ``forward`` computes the logits of a normalised ``[N, 3, imgsz, imgsz]`` batch; None runs ``model``
+    (channels-last, on its device).  A serving backend is another ``forward``
+    (:class:`clothingrec.serve.ServingClassifier`); preparation and the crop loop stay here.
+    """
+
     model: nn.Module
     classes: tuple[str, ...]
-    transform: Callable
     imgsz: int
-    resize_size: int = 0
+    resize_size: int
     meta: dict[str, Any] = field(default_factory=dict)
+    forward: Callable[[torch.Tensor], torch.Tensor] | None = None
 
-    def __iter__(self):  # model, classes, transform, imgsz = load_classifier(path)
-        return iter((self.model, self.classes, self.transform, self.imgsz))
+    def __post_init__(self):
+        self.classes = tuple(self.classes)
+        self.transform = EvalTransform(self.imgsz, self.resize_size)
+
+    @torch.inference_mode()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        if self.forward is not None:
+            return self.forward(x).float()
+        device = next(self.model.parameters()).device
+        return self.model(x.to(device).contiguous(memory_format=torch.channels_last)).float()
+
+    def probs(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits(x).softmax(dim=1).cpu()
+
+    def classify(self, image: np.ndarray) -> Classification:
+        """The class of a whole RGB uint8 image (the crop that is the whole image)."""
+        h, w = image.shape[:2]
+        return self.classify_crops(image, [[0, 0, w, h]])[0]
+
+    def classify_crops(self, image: np.ndarray, boxes_xyxy) -> list[Classification]:
+        """The class of each ``(x1, y1, x2, y2)`` crop of an RGB uint8 image (rounded outwards, clipped)."""
+        from PIL import Image
+
+        boxes = np.asarray(boxes_xyxy, dtype=float).reshape(-1, 4)
+        if len(boxes) == 0:
+            return []
+        h, w = image.shape[:2]
+        crops = []
+        for x1, y1, x2, y2 in boxes:
+            x1, y1 = int(np.clip(np.floor(x1), 0, w - 1)), int(np.clip(np.floor(y1), 0, h - 1))
+            x2, y2 = int(np.clip(np.ceil(x2), x1 + 1, w)), int(np.clip(np.ceil(y2), y1 + 1, h))
+            crops.append(self.transform(Image.fromarray(np.ascontiguousarray(image[y1:y2, x1:x2]))))
+        return [Classification(self.classes[int(p.argmax())], float(p.max()), tuple(p.tolist()))
+                for p in self.probs(torch.stack(crops))]
+
+    def predict(self, images, batch_size: int = 32) -> Predictions:
+        """Classify ``images``: a list of paths / PIL images, or a ``[N, 3, H, W]`` normalised tensor."""
+        if torch.is_tensor(images):
+            batches = (images[i:i + batch_size] for i in range(0, len(images), batch_size))
+        else:
+            items = list(images)
+            batches = (torch.stack([self.transform(s) for s in items[i:i + batch_size]])
+                       for i in range(0, len(items), batch_size))
+        probs = [self.probs(x) for x in batches]
+        probs = torch.cat(probs) if probs else torch.zeros((0, len(self.classes)))
+        indices = probs.argmax(dim=1)
+        return Predictions(indices, probs, [self.classes[i] for i in indices.tolist()])
 
 
-def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> LoadedClassifier:
+def predict(classifier, images, batch_size: int = 32) -> Predictions:
+    """``classifier.predict(images, batch_size)`` (an :class:`ImageClassifier` or a serving one)."""
+    return classifier.predict(images, batch_size=batch_size)
+
+
+def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> ImageClassifier:
     """Load exported weights (``.pt``) or a Lightning checkpoint (``.ckpt``) for inference (eval mode)."""
     path = Path(path)
     if not path.is_file():
@@ -83,7 +151,7 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> Loa
         arch, imgsz = cfg["model"], cfg["imgsz"]
         resize_size = int(round(cfg["imgsz"] / cfg["crop_frac"]))
         state = {k[len("model."):]: v for k, v in data["state_dict"].items() if k.startswith("model.")}
-        meta = {"config": cfg, "epoch": data.get("epoch"), "source": "lightning checkpoint"}
+        meta = {"arch": arch, "config": cfg, "epoch": data.get("epoch"), "source": "lightning checkpoint"}
     else:
         raise ValueError(f"{path}: not a clothingrec classifier export nor a Lightning checkpoint of one")
     model = build_classifier(arch, len(classes), pretrained=None)
@@ -91,42 +159,4 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> Loa
     if missing or unexpected:
         raise ValueError(f"{path}: weights do not fit {arch} (missing {missing[:5]}, unexpected {unexpected[:5]})")
     model.eval().to(resolve_device(device))
-    return LoadedClassifier(model, classes, EvalTransform(imgsz, resize_size), int(imgsz), int(resize_size), meta)
-
-
-@dataclass
-class Predictions:
-    indices: torch.Tensor        # [N] predicted class index
-    probs: torch.Tensor          # [N, C] softmax probabilities
-    labels: list[str]            # predicted class names
-
-
-@torch.inference_mode()
-def predict(classifier: LoadedClassifier | nn.Module, images, batch_size: int = 32,
-            device: str | torch.device | None = None, classes: Sequence[str] | None = None,
-            transform: Callable | None = None) -> Predictions:
-    """Classify ``images``: a list of paths / PIL images, or a ``[N, 3, H, W]`` normalised tensor."""
-    if isinstance(classifier, LoadedClassifier):
-        model, classes, transform = classifier.model, classes or classifier.classes, transform or classifier.transform
-    else:
-        model = classifier
-    if device is None:
-        device = next(model.parameters()).device
-    device = resolve_device(device) if isinstance(device, str) else device
-    model = model.eval().to(device)
-    if torch.is_tensor(images):
-        batches = [images[i:i + batch_size] for i in range(0, len(images), batch_size)]
-    else:
-        if transform is None:
-            raise ValueError("predict: paths or PIL images need a transform (pass a LoadedClassifier)")
-        items = list(images)
-        batches = (torch.stack([transform(s) for s in items[i:i + batch_size]])
-                   for i in range(0, len(items), batch_size))
-    probs = []
-    for x in batches:
-        x = x.to(device).contiguous(memory_format=torch.channels_last)
-        probs.append(model(x).float().softmax(dim=1).cpu())
-    probs = torch.cat(probs) if probs else torch.zeros((0, len(classes or [])))
-    indices = probs.argmax(dim=1)
-    names = [classes[i] for i in indices.tolist()] if classes else [str(i) for i in indices.tolist()]
-    return Predictions(indices, probs, names)
+    return ImageClassifier(model, classes, int(imgsz), int(resize_size), meta)

@@ -1,32 +1,23 @@
-"""Detectors behind one surface: torchvision Faster / Mask R-CNN, ultralytics YOLO, optional detectron2.
+"""Detection: one config, one recipe, one predictor interface, for every family and both class sets.
 
-- :func:`build_detector` (family, backbone, num_classes, pretrained, min_size, max_size)
-- :func:`train` / :func:`train_one_epoch` / :func:`evaluate` — the explicit torchvision loop
-- :func:`train_yolo`, :func:`native_val`, :class:`YoloPredictor` — ultralytics
-- :func:`load_detector` — a run folder or checkpoint → a predictor with
-  ``predict(RGB HxWx3) -> Detections`` (boxes_xyxy, labels = COCO ids, scores, masks)
+- :class:`DetectConfig` / :func:`load_config` — ``configs/detect/default.yaml`` ← experiment ← parameters
+- :func:`fit` — prepare → split → train (ultralytics | torchvision loop | detectron2) → evaluate → ``run.json``
+- :func:`evaluate_run` — a run's detector on its own stored validation split (pycocotools)
+- :func:`load_detector` — a run folder or checkpoint → a :class:`~clothingrec.structures.Predictor`
+- :func:`build_detector`, :func:`train` / :func:`train_one_epoch` / :func:`evaluate` — the torchvision loop
 
-Every predictor is scored by the same :mod:`clothingrec.evaluate`.
+Where to add a family: a trainer branch in :mod:`clothingrec.detect.recipe`, a predictor that returns
+:class:`~clothingrec.structures.Detections`, and its case in :func:`load_detector`.
 """
-from clothingrec.detect.data import CocoDetection, collate, hflip
-from clothingrec.detect.engine import (
-    LIGHT_HEADS,
-    TrainConfig,
-    TrainResult,
-    evaluate,
-    lr_lambda_factory,
-    predict_results,
-    train,
-    train_one_epoch,
-)
-from clothingrec.detect.models import BACKBONES, COCO_DETECTORS, FAMILIES, build_detector, count_parameters
+from clothingrec.detect.config import DetectConfig, load_config
+from clothingrec.detect.engine import LIGHT_HEADS, LoopResult, TrainConfig, evaluate, train, train_one_epoch
+from clothingrec.detect.models import BACKBONES, build_detector, count_parameters
 from clothingrec.detect.predictor import TorchvisionPredictor, load_detector
-from clothingrec.detect.types import Detections, Predictor
-from clothingrec.detect.yolo import YoloPredictor, native_val, train_yolo, yolo_device, yolo_history
+from clothingrec.detect.recipe import Run, SplitMismatch, evaluate_run, find_runs, fit, prepare, run_data
+from clothingrec.detect.yolo import YoloPredictor
 
 __all__ = [
-    "CocoDetection", "collate", "hflip", "LIGHT_HEADS", "TrainConfig", "TrainResult", "evaluate", "lr_lambda_factory",
-    "predict_results", "train", "train_one_epoch", "BACKBONES", "COCO_DETECTORS", "FAMILIES",
-    "build_detector", "count_parameters", "TorchvisionPredictor", "load_detector", "Detections",
-    "Predictor", "YoloPredictor", "native_val", "train_yolo", "yolo_device", "yolo_history",
+    "DetectConfig", "load_config", "LIGHT_HEADS", "LoopResult", "TrainConfig", "evaluate", "train",
+    "train_one_epoch", "BACKBONES", "build_detector", "count_parameters", "TorchvisionPredictor", "load_detector",
+    "Run", "SplitMismatch", "evaluate_run", "find_runs", "fit", "prepare", "run_data", "YoloPredictor",
 ]

@@ -1,4 +1,4 @@
-"""Optional detectron2 Mask R-CNN backend (selected with ``backend="detectron2"`` in notebook 05).
+"""Optional detectron2 Mask R-CNN backend (``family: maskrcnn``, ``backend: detectron2``).
 
 detectron2 is not on PyPI; install it from source (https://github.com/facebookresearch/detectron2)
 matching your torch/CUDA.  Without it :func:`detectron2_available` is False and
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from clothingrec.detect.types import Detections
-from clothingrec.evaluate.results import EXPORT_SCORE_THRESHOLD
+from clothingrec.structures import Detections
+from clothingrec.structures import EXPORT_SCORE_THRESHOLD
 
 #: detectron2 model-zoo configs by backbone name
 CONFIGS = {
@@ -124,3 +124,15 @@ class Detectron2Predictor:
         labels = np.array([self.category_ids[int(c)] for c in inst.pred_classes.numpy()], dtype=np.int64)
         masks = inst.pred_masks.numpy() if inst.has("pred_masks") else None
         return Detections(inst.pred_boxes.tensor.numpy(), labels, inst.scores.numpy(), masks)
+
+
+def load_predictor(config_yaml, weights, category_names: dict[int, str], *,
+                   score_threshold: float = EXPORT_SCORE_THRESHOLD) -> Detectron2Predictor:
+    """The predictor of a trained run from its dumped config (``detectron2/config.yaml``) and weights."""
+    require_detectron2()
+    from detectron2.config import get_cfg
+
+    cfg = get_cfg()
+    cfg.set_new_allowed(True)
+    cfg.merge_from_file(str(config_yaml))
+    return Detectron2Predictor(cfg, weights, category_names, score_threshold=score_threshold)

@@ -10,9 +10,10 @@ Every epoch ends with the one COCO evaluation (:mod:`clothingrec.evaluate`) on t
 and a checkpoint ``checkpoints/last.pt`` (model, optimiser, scheduler, position, history); the best
 validation bbox AP50 is kept as ``checkpoints/best.pt``.  ``checkpoint_every_steps`` adds mid-epoch
 checkpoints; ``resume=True`` continues from ``last.pt`` at the saved step, with the same batches and
-flips as an uninterrupted run.  Multi-GPU: launch with ``torchrun --nproc_per_node N``; the loop
+flips as an uninterrupted run.  ``time_limit_s`` ends the run at an epoch boundary, after the
+epoch's evaluation: the last epoch that the budget still fits (measured on the previous one).  Multi-GPU: launch with ``torchrun --nproc_per_node N``; the loop
 uses ``DistributedDataParallel`` (NCCL on CUDA, gloo on CPU) and rank 0 evaluates and saves.
-Files: ``history.csv`` (per epoch), ``steps.csv`` (per step), ``checkpoints/``, ``train_config.json``.
+Files: ``history.csv`` (per epoch), ``steps.csv`` (per step), ``checkpoints/``.
 """
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ class TrainConfig:
     clip_grad: float | None = 10.0
     checkpoint_every_steps: int = 0
     max_steps: int | None = None  # stop (as if interrupted) after this global step
-    time_limit_s: float | None = None  # stop after the step that crosses this wall-clock budget
+    time_limit_s: float | None = None  # wall-clock budget: no epoch is started that would end past it
     eval_every: int = 1
     eval_batch: int = 2
     max_train_images: int | None = None
@@ -91,7 +92,7 @@ class TrainConfig:
 
 
 @dataclass
-class TrainResult:
+class LoopResult:
     out_dir: Path
     history: pd.DataFrame
     steps: pd.DataFrame
@@ -145,7 +146,7 @@ def _to_device(images, targets, device):
 
 def train_one_epoch(model, optimizer, scheduler, loader, device, *, epoch: int, global_step: int,
                     step_in_epoch: int = 0, clip_grad: float | None = None, max_steps: int | None = None,
-                    deadline: float | None = None, on_step=None, log=None, log_every: int = 20):
+                    on_step=None, log=None, log_every: int = 20):
     """One pass over ``loader`` (which may start mid-epoch). Returns (rows, global_step, step_in_epoch, stopped)."""
     model.train()
     rows = []
@@ -185,9 +186,6 @@ def train_one_epoch(model, optimizer, scheduler, loader, device, *, epoch: int, 
         if max_steps is not None and global_step >= max_steps:
             stopped = True
             break
-        if deadline is not None and time.time() >= deadline:
-            stopped = True
-            break
     return rows, global_step, step_in_epoch, stopped
 
 
@@ -195,7 +193,7 @@ def train_one_epoch(model, optimizer, scheduler, loader, device, *, epoch: int, 
 def predict_results(model, dataset: CocoDetection, device, *, batch: int = 2, max_images: int | None = None,
                     score_threshold: float = EXPORT_SCORE_THRESHOLD) -> tuple[list[dict], list[int]]:
     """COCO results of ``model`` on ``dataset`` (original image coordinates). Returns (results, image_ids)."""
-    from clothingrec.detect.types import Detections
+    from clothingrec.structures import Detections
 
     model.eval()
     n = len(dataset) if max_images is None else min(max_images, len(dataset))
@@ -240,8 +238,8 @@ def _write_tables(out_dir: Path, epochs: list[dict], steps: list[dict]) -> tuple
 
 
 def train(train_json, train_images, val_json, val_images, out_dir, config: TrainConfig | dict, *,
-          resume: bool = False, log=print) -> TrainResult:
-    """Train a torchvision detector; see the module doc. Returns a :class:`TrainResult`."""
+          resume: bool = False, log=print) -> LoopResult:
+    """Train a torchvision detector; see the module doc. Returns a :class:`LoopResult`."""
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
     out_dir = Path(out_dir)
     ckpt_dir = out_dir / "checkpoints"
@@ -299,10 +297,6 @@ def train(train_json, train_images, val_json, val_images, out_dir, config: Train
                     f"global step {global_step}")
         elif log:
             log(f"[train] resume asked but no checkpoint at {last}: starting from scratch")
-    if rank == 0:
-        (out_dir / "train_config.json").write_text(json.dumps(
-            {"config": asdict(cfg), "spec": spec, "train_json": str(train_json), "val_json": str(val_json),
-             "categories": train_ds.coco.dataset["categories"]}, indent=2, default=str), encoding="utf-8")
     net = model
     if distributed:
         net = torch.nn.parallel.DistributedDataParallel(
@@ -323,8 +317,8 @@ def train(train_json, train_images, val_json, val_images, out_dir, config: Train
             checkpoint(last, epoch, sie)
 
     started = time.time()
-    deadline = started + cfg.time_limit_s if cfg.time_limit_s else None
     interrupted = False
+    epoch_seconds = 0.0  # the last full epoch, training + evaluation
     pin = device.type == "cuda"
     while epoch < cfg.epochs:
         train_ds.set_epoch(epoch)
@@ -339,7 +333,7 @@ def train(train_json, train_images, val_json, val_images, out_dir, config: Train
         rows, global_step, step_in_epoch, stopped = train_one_epoch(
             net, optimizer, scheduler, loader, device, epoch=epoch, global_step=global_step,
             step_in_epoch=step_in_epoch, clip_grad=cfg.clip_grad, max_steps=cfg.max_steps,
-            deadline=deadline, on_step=on_step, log=log if rank == 0 else None, log_every=cfg.log_every)
+            on_step=on_step, log=log if rank == 0 else None, log_every=cfg.log_every)
         step_rows.extend(rows)
         if step_in_epoch < epoch_len:
             # interrupted mid-epoch: save the position and stop
@@ -371,20 +365,25 @@ def train(train_json, train_images, val_json, val_images, out_dir, config: Train
         epoch_rows.append(row)
         epoch += 1
         step_in_epoch = 0
+        epoch_seconds = time.perf_counter() - t0
         checkpoint(last, epoch, 0)
         if rank == 0:
             _write_tables(out_dir, epoch_rows, step_rows)
             if log:
                 msg = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if isinstance(v, float))
                 log(f"[train] epoch {epoch}/{cfg.epochs}: {msg}")
-        if stopped:
+        out_of_time = cfg.time_limit_s is not None and time.time() - started + epoch_seconds > cfg.time_limit_s
+        if stopped or out_of_time:
             interrupted = epoch < cfg.epochs
+            if interrupted and log and rank == 0:
+                why = "max_steps" if stopped else f"time budget ({cfg.time_limit_s / 3600:.2f} h)"
+                log(f"[train] {why}: stopped after epoch {epoch}; resume=True continues")
             break
     hist, steps = _write_tables(out_dir, epoch_rows, step_rows) if rank == 0 else (None, None)
     if distributed:
         torch.distributed.barrier()
     report = sorted(set(train_ds.report)) + sorted(set(val_ds.report))
-    return TrainResult(out_dir=out_dir, history=hist, steps=steps, last_checkpoint=last,
+    return LoopResult(out_dir=out_dir, history=hist, steps=steps, last_checkpoint=last,
                        best_checkpoint=best if best.is_file() else None, global_step=global_step,
                        epoch=epoch, interrupted=interrupted, params=count_parameters(model), report=report,
                        seconds=time.time() - started)

@@ -37,3 +37,43 @@ def plot_training_curves(history: pd.DataFrame, *, x: str = "epoch", losses=None
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def history_columns(history: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """``(losses, validation metrics)`` of a run's history, whichever trainer wrote it."""
+    losses = [c for c in history if c.startswith(("loss", "train/", "val/"))]
+    metrics = [c for c in history if c.endswith(("_AP", "_AP50")) or c in ("val_mAP50", "val_mAP50_95")]
+    return losses, metrics
+
+
+def plot_run(run, *, score_threshold: float = 0.3, images: int = 8, show: bool = True) -> list:
+    """The figures every training notebook shows, saved into the run folder: training curves, PR curves
+    (IoU 0.5), the confusion matrix at ``score_threshold`` and predictions vs ground truth."""
+    import matplotlib.pyplot as plt
+
+    from clothingrec.evaluate import confusion_matrix
+    from clothingrec.evaluate.plots import plot_confusion, plot_pr_curves, plot_prediction_grid
+
+    val_json, val_images = run.data.coco_json["val"], run.data.image_dir["val"]
+    saved = []
+
+    def save(fig, name):
+        fig.savefig(run.dir / name, dpi=110, bbox_inches="tight")
+        saved.append(run.dir / name)
+        plt.show() if show else plt.close(fig)
+
+    if len(run.history):
+        losses, metrics = history_columns(run.history)
+        save(plot_training_curves(run.history, losses=losses, metrics=metrics, steps=run.steps,
+                                  title=f"{run.record.name}: training"), "training_curves.png")
+    fig, axes = plt.subplots(1, len(run.evals), figsize=(6 * len(run.evals), 4.5), squeeze=False)
+    for ax, (iou_type, res) in zip(axes[0], run.evals.items()):
+        plot_pr_curves(res, ax=ax, title=f"{iou_type} PR @0.5")
+    fig.tight_layout()
+    save(fig, "pr_curves.png")
+    ax = plot_confusion(confusion_matrix(val_json, run.predictions.results, score_threshold=score_threshold))
+    save(ax.figure, "confusion_matrix.png")
+    ids = sorted(run.predictions.per_image)[:images]
+    save(plot_prediction_grid(val_json, val_images, run.predictions.results, ids, score_threshold=score_threshold),
+         "predictions.png")
+    return saved

@@ -7,9 +7,10 @@ import numpy as np
 import torch
 
 from clothingrec.detect.models import rebuild
-from clothingrec.detect.types import Detections
+from clothingrec.structures import Detections
 from clothingrec.device import resolve_device
-from clothingrec.evaluate.results import EXPORT_SCORE_THRESHOLD
+from clothingrec.runs import RunRecord, is_run
+from clothingrec.structures import EXPORT_SCORE_THRESHOLD
 
 
 class TorchvisionPredictor:
@@ -55,12 +56,29 @@ def _find_checkpoint(path: Path) -> Path:
 
 def load_detector(run_dir_or_checkpoint, *, device="auto", score_threshold: float = EXPORT_SCORE_THRESHOLD,
                   imgsz: int | None = None):
-    """A predictor from a training run folder (03/04/05 notebooks' output dirs) or a checkpoint file.
+    """A predictor from a training run folder (its ``run.json``) or a checkpoint file.
 
-    torchvision checkpoints (ours: ``checkpoints/best.pt`` / ``last.pt``) are rebuilt from their stored
-    spec; ultralytics ``weights/best.pt`` become a :class:`~clothingrec.detect.yolo.YoloPredictor`.
+    A run folder's record names its weights, backend, classes and input size; a bare checkpoint is
+    recognised by its content: ours (``spec`` + ``model``, rebuilt from the stored spec) or ultralytics'.
     """
-    path = _find_checkpoint(Path(run_dir_or_checkpoint))
+    path = Path(run_dir_or_checkpoint)
+    if path.is_dir() and is_run(path):
+        record = RunRecord.load(path)
+        weights = record.weights_path(path)
+        if weights is None or not weights.exists():
+            raise FileNotFoundError(f"{path}: its run record names weights {record.weights!r}, which do not exist")
+        if record.backend == "detectron2":
+            from clothingrec.detect.detectron2_backend import load_predictor
+
+            return load_predictor(weights.parent / "config.yaml", weights, record.category_names,
+                                  score_threshold=score_threshold)
+        if record.backend == "ultralytics":
+            from clothingrec.detect.yolo import YoloPredictor
+
+            return YoloPredictor(weights, imgsz=imgsz or record.imgsz, device=device, conf=score_threshold,
+                                 category_ids=record.category_ids or None)
+        path = weights
+    path = _find_checkpoint(path)
     state = torch.load(path, map_location="cpu", weights_only=False)
     if isinstance(state, dict) and "spec" in state and "model" in state:
         model = rebuild(state["spec"])

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from clothingrec.detect.types import Detections
-from clothingrec.evaluate.results import EXPORT_SCORE_THRESHOLD
+from clothingrec.structures import Detections
+from clothingrec.structures import EXPORT_SCORE_THRESHOLD
 
 #: ultralytics plot files shown by the training notebook (those that exist are shown)
 PLOT_FILES = ("results.png", "BoxPR_curve.png", "BoxF1_curve.png", "MaskPR_curve.png", "MaskF1_curve.png",
@@ -100,7 +100,7 @@ def _collect(save_dir: Path, model: str, task: str) -> YoloRun:
 
 def train_yolo(data_yaml, out_dir, *, model: str = "yolov8n", task: str = "detect", pretrained=False,
                epochs: int = 1, imgsz: int = 640, batch: int = 16, workers: int = 8, device="auto",
-               seed: int = 0, time_hours: float | None = None, patience: int = 100, resume: bool = False,
+               seed: int = 0, time_budget_h: float | None = None, patience: int = 100, resume: bool = False,
                name: str = "train", quiet: bool = True, **overrides) -> YoloRun:
     """Train (or resume) an ultralytics YOLO model into ``out_dir/name``; returns its files and curves."""
     from ultralytics import YOLO
@@ -117,8 +117,8 @@ def train_yolo(data_yaml, out_dir, *, model: str = "yolov8n", task: str = "detec
                 workers=int(workers), device=yolo_device(device), seed=int(seed), patience=int(patience),
                 project=str(out_dir), name=name, exist_ok=True, plots=True, verbose=False,
                 pretrained=bool(pretrained))
-    if time_hours:
-        args["time"] = float(time_hours)
+    if time_budget_h:
+        args["time"] = float(time_budget_h)
     args.update(overrides)
     with quiet_ultralytics(quiet):
         yolo = YOLO(source, task=task)

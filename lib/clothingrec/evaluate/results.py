@@ -15,10 +15,7 @@ import numpy as np
 import pandas as pd
 
 from clothingrec.evaluate.coco import CocoEvalResult, coco_evaluate, load_coco
-
-#: Score threshold for exporting detections to COCO evaluation: COCO AP integrates the whole
-#: precision/recall curve, so low-confidence detections must be kept (as ultralytics' val does).
-EXPORT_SCORE_THRESHOLD = 0.001
+from clothingrec.structures import EXPORT_SCORE_THRESHOLD  # noqa: F401  (re-exported)
 
 
 def encode_mask(mask: np.ndarray) -> dict:

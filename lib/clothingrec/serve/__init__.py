@@ -1,15 +1,15 @@
 """Fast inference: ONNX Runtime (fp32 / int8) serving paths chosen by measurement, agreeing with eager.
 
-- :func:`serving_classifier` (weights path or ``LoadedClassifier``) → :class:`ServingClassifier`
-  (a ``LoadedClassifier`` whose ``model`` is the fastest backend that agrees; ``.backend``,
-  ``.agreement``, ``.latency``, ``.candidates``; ``.predict(images)``, ``.classify(image, boxes)``).
+- :func:`serving_classifier` (weights path or ``ImageClassifier``) → :class:`ServingClassifier`
+  (the ``ImageClassifier`` with its logits from the fastest backend that agrees; ``.backend``,
+  ``.agreement``, ``.latency``, ``.candidates``; ``.predict(images)``, ``.classify_crops(image, boxes)``).
 - :func:`fastest_predictor` (an eager detector predictor, validation images) → a predictor of the same
   class with ``.serving`` / ``.serving_backend`` (torchvision R-CNN hybrid in ORT, or YOLO in ORT).
 - :func:`serve_detectors` (person, clothing, images, serving="fastest"|"eager") → both pipeline detectors
   served (the person detector fp32 only: see :mod:`~clothingrec.serve.pipeline`); the app and notebook 08.
 - :mod:`~clothingrec.serve.agreement` — the agreement criteria and their tolerances.
-- :func:`seeded_classifier`, :func:`seeded_detector`, :func:`seeded_yolo` — untrained stand-ins with
-  BatchNorm statistics re-estimated on real images (for tests and benchmarks without trained weights).
+- untrained stand-ins to serve without trained weights: :mod:`clothingrec.zoo` (``untrained_*``, BatchNorm
+  re-estimated on real images); :func:`validation_images` (the zoo's) — images to check agreement on.
 
 Wiring a pipeline or a server (once, at start; exports are cached under ``.cache/serve`` by a hash of
 the weights)::
@@ -18,7 +18,7 @@ the weights)::
     images = serve.validation_images(4)                     # or a few real photos / person crops
     person = serve.fastest_predictor(person, images)       # same class as before, + .serving
     clothing = serve.fastest_predictor(clothing, images)
-    classifier = serve.serving_classifier(weights_path)    # .classify(image, boxes), .predict(paths)
+    classifier = serve.serving_classifier(weights_path)    # .classify_crops(image, boxes), .predict(paths)
     pipeline = Pipeline(person, clothing, ...)
 
 On an accelerator (predictor/model not on the CPU) the eager model is served unchanged.
@@ -26,14 +26,12 @@ On an accelerator (predictor/model not on the CPU) the eager model is served unc
 from clothingrec.serve.agreement import classifier_agreement, detector_agreement, match_detections
 from clothingrec.serve.classifier import ServingClassifier, serving_classifier, split_tensor
 from clothingrec.serve.detector import fastest_predictor, hybrid_rcnn
-from clothingrec.serve.models import (recalibrate_batchnorm, seeded_classifier, seeded_detector, seeded_yolo,
-                                      validation_images)
 from clothingrec.serve.onnx import OrtModule, cpu_flags, export_onnx, ort_session
 from clothingrec.serve.pipeline import PERSON_BACKENDS, SERVING_MODES, agreement_images, backend_of, serve_detectors
 from clothingrec.serve.timing import compare_latency
+from clothingrec.zoo import validation_images
 
 __all__ = ["classifier_agreement", "detector_agreement", "match_detections", "ServingClassifier",
-           "serving_classifier", "split_tensor", "fastest_predictor", "hybrid_rcnn", "recalibrate_batchnorm",
-           "seeded_classifier", "seeded_detector", "seeded_yolo", "validation_images", "OrtModule", "cpu_flags",
-           "export_onnx", "ort_session", "compare_latency", "PERSON_BACKENDS", "SERVING_MODES", "agreement_images", "backend_of",
-           "serve_detectors"]
+           "serving_classifier", "split_tensor", "fastest_predictor", "hybrid_rcnn", "validation_images", "OrtModule",
+           "cpu_flags", "export_onnx", "ort_session", "compare_latency", "PERSON_BACKENDS", "SERVING_MODES",
+           "agreement_images", "backend_of", "serve_detectors"]

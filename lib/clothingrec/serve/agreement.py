@@ -86,7 +86,7 @@ def _greedy_match(src, dst, iou_threshold: float, required: np.ndarray):
 
 def match_detections(reference, other, *, iou_threshold: float = BOX_IOU, score_threshold: float = 0.0,
                      score_tol: float = SCORE_TOL, capacity: int | None = None) -> dict:
-    """Compare two :class:`~clothingrec.detect.types.Detections` of the same image (see module doc).
+    """Compare two :class:`~clothingrec.structures.Detections` of the same image (see module doc).
 
     The margin above the cut-off is ``min(score_tol, max(4 δ, 1e-4))`` where δ is the largest score
     difference of boxes matched without any threshold: a backend that moves scores by 1e-6 is

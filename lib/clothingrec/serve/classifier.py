@@ -2,10 +2,10 @@
 
 ``serving_classifier(path_or_loaded)`` loads a trained classifier, builds the candidate backends,
 checks each against eager PyTorch on real images (:mod:`clothingrec.serve.agreement`), times batch-1
-latency side by side and returns a :class:`ServingClassifier`: a
-:class:`~clothingrec.classify.LoadedClassifier` (so ``clothingrec.classify.predict`` and everything
-that unpacks ``model, classes, transform, imgsz`` keep working) whose ``model`` is the fastest
-backend that agrees, with ``backend``, ``agreement``, ``latency`` and every candidate's figures.
+latency side by side and returns a :class:`ServingClassifier`: the eager
+:class:`~clothingrec.classify.ImageClassifier` (the same ``Classifier`` protocol, preparation and crop
+loop) whose logits come from the fastest backend that agrees, with ``backend``, ``agreement``,
+``latency`` and every candidate's figures.
 
 Backends: ``eager`` (the baseline, channels-last like ``classify.predict``), ``onnx-fp32`` (ORT, all
 graph optimisations: BatchNorm folded, activations fused), ``onnx-int8`` (static QDQ int8, calibrated
@@ -15,20 +15,26 @@ on training images; chosen only when its top-1 agreement ≥ ``INT8_MIN_TOP1``),
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from clothingrec.classify.inference import LoadedClassifier, Predictions, load_classifier
-from clothingrec.classify.inference import predict as eager_predict
+from clothingrec.classify.inference import ImageClassifier, Predictions, load_classifier
 from clothingrec.serve import agreement as agree
-from clothingrec.serve.onnx import (SERVE_CACHE, OrtModule, export_onnx, ort_session, quantize_static_int8,
-                                    state_fingerprint)
+from clothingrec.serve.onnx import (
+    SERVE_CACHE,
+    OrtModule,
+    export_onnx,
+    ort_session,
+    quantize_static_int8,
+    state_fingerprint,
+)
 from clothingrec.serve.timing import compare_latency
+from clothingrec.structures import Classification
 
 CLASSIFIER_BACKENDS = ("eager", "onnx-fp32", "onnx-int8", "compile")
 DEFAULT_BACKENDS = ("onnx-fp32", "onnx-int8")
@@ -47,48 +53,39 @@ class EagerModule(nn.Module):
 
 
 @dataclass
-class ServingClassifier(LoadedClassifier):
-    """A loaded classifier whose ``model`` is the chosen serving backend (see module doc)."""
+class ServingClassifier:
+    """An :class:`~clothingrec.classify.ImageClassifier` served by another backend (see module doc).
 
+    Holds the eager classifier and the chosen backend module; ``classify``, ``classify_crops`` and
+    ``predict`` are the eager classifier's, with the backend computing the logits.
+    """
+
+    eager: ImageClassifier
+    module: nn.Module | None  # None: the eager model itself (on its device)
     backend: str = "eager"
     agreement: dict = field(default_factory=dict)
     latency: dict = field(default_factory=dict)
     candidates: list = field(default_factory=list)
-    eager_model: nn.Module | None = None
 
-    @torch.inference_mode()
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits of a normalised ``[N, 3, imgsz, imgsz]`` batch."""
-        return self.model(x).float()
+    def __post_init__(self):
+        self.served = replace(self.eager, forward=self.module)
+        self.classes, self.imgsz = self.eager.classes, self.eager.imgsz
+
+    def classify(self, image: np.ndarray) -> Classification:
+        return self.served.classify(image)
+
+    def classify_crops(self, image: np.ndarray, boxes_xyxy) -> list[Classification]:
+        return self.served.classify_crops(image, boxes_xyxy)
 
     def predict(self, images, batch_size: int = 32) -> Predictions:
-        """``clothingrec.classify.predict`` through the serving backend."""
-        return eager_predict(self, images, batch_size=batch_size, device="cpu")
-
-    @torch.inference_mode()
-    def classify(self, image: np.ndarray, boxes) -> list[tuple[str, float]]:
-        """Top-1 ``(label, probability)`` of each ``(x1, y1, x2, y2)`` crop of an RGB image (the app's call)."""
-        from PIL import Image
-
-        boxes = np.asarray(boxes, dtype=float).reshape(-1, 4)
-        if len(boxes) == 0:
-            return []
-        h, w = image.shape[:2]
-        crops = []
-        for x1, y1, x2, y2 in boxes:
-            x1, y1 = int(np.clip(np.floor(x1), 0, w - 1)), int(np.clip(np.floor(y1), 0, h - 1))
-            x2, y2 = int(np.clip(np.ceil(x2), x1 + 1, w)), int(np.clip(np.ceil(y2), y1 + 1, h))
-            crops.append(self.transform(Image.fromarray(np.ascontiguousarray(image[y1:y2, x1:x2]))))
-        probs = self.logits(torch.stack(crops)).softmax(dim=1)
-        top = probs.max(dim=1)
-        return [(self.classes[int(i)], float(p)) for p, i in zip(top.values, top.indices)]
+        return self.served.predict(images, batch_size)
 
     def describe(self) -> dict:
         return {"backend": self.backend, "imgsz": self.imgsz, "agreement": self.agreement,
                 "latency": self.latency, "candidates": self.candidates}
 
 
-def split_tensor(loaded: LoadedClassifier, split: str = "validation", max_images: int | None = None,
+def split_tensor(loaded: ImageClassifier, split: str = "validation", max_images: int | None = None,
                  per_class: int | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Normalised eval inputs of a clothing-dataset-small split (decoded once, cached by the image store)."""
     from clothingrec.classify.augment import eval_batch
@@ -228,7 +225,7 @@ def serving_classifier(source, *, images: torch.Tensor | None = None, calibratio
                        log=None) -> ServingClassifier:
     """The fastest backend that agrees with eager, as a :class:`ServingClassifier` (see module doc).
 
-    ``source``: a weights path or a :class:`LoadedClassifier`.  ``images``: normalised agreement
+    ``source``: a weights path or an :class:`~clothingrec.classify.ImageClassifier`.  ``images``: normalised agreement
     inputs (default: ``agreement_split`` of clothing-dataset-small, at most ``max_agreement_images``).
     ``calibration``: int8 calibration inputs (default: ``calibration_per_class`` training images per
     class — never the agreement images).  ``device``: ``cpu`` (default) or ``auto``/``cuda``/…; on an
@@ -236,15 +233,14 @@ def serving_classifier(source, *, images: torch.Tensor | None = None, calibratio
     """
     from clothingrec.device import resolve_device
 
-    loaded = source if isinstance(source, LoadedClassifier) else load_classifier(source, device="cpu")
+    loaded = source if isinstance(source, ImageClassifier) else load_classifier(source, device="cpu")
     if threads:
         torch.set_num_threads(int(threads))
     target = resolve_device(device)
     if target.type != "cpu":  # this onnxruntime build serves on the CPU: on an accelerator eager is served
-        model = loaded.model.to(target).eval()
-        return ServingClassifier(model, tuple(loaded.classes), loaded.transform, loaded.imgsz, loaded.resize_size,
-                                 dict(loaded.meta), backend="eager", eager_model=model,
-                                 agreement={"agrees": True, "criterion": f"eager on {target}: the reference itself"})
+        loaded.model.to(target).eval()
+        return ServingClassifier(loaded, None, agreement={
+            "agrees": True, "criterion": f"eager on {target}: the reference itself"})
     if images is None:
         images, _, _ = split_tensor(loaded, agreement_split, max_images=max_agreement_images)
     if "onnx-int8" in backends and calibration is None:
@@ -256,8 +252,5 @@ def serving_classifier(source, *, images: torch.Tensor | None = None, calibratio
     if log:
         log(f"[serve] classifier backend: {best['backend']} "
             f"({best['batch1']['median_ms']:.2f} ms batch 1, {best['speedup_vs_eager']:.2f}x eager)")
-    return ServingClassifier(entries[best["backend"]]["module"], tuple(loaded.classes), loaded.transform,
-                             loaded.imgsz, loaded.resize_size, dict(loaded.meta), backend=best["backend"],
-                             agreement=best["agreement"], latency=best["batch1"],
-                             candidates=[{k: v for k, v in r.items()} for r in rows],
-                             eager_model=loaded.model)
+    return ServingClassifier(loaded, entries[best["backend"]]["module"], best["backend"], best["agreement"],
+                             best["batch1"], [dict(r) for r in rows])

@@ -28,7 +28,7 @@ def agreement_images(n: int = 4) -> list[np.ndarray]:
     else the synthetic DeepFashion2-format validation images (``make data``)."""
     from clothingrec.evaluate import read_image
     from clothingrec.paths import CCP, find_dataset
-    from clothingrec.serve.models import validation_images
+    from clothingrec.zoo import validation_images
 
     root = find_dataset(CCP, required=False)
     files = sorted((Path(root) / "photos").glob("*.jpg"))[:n] if root else []

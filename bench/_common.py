@@ -1,0 +1,124 @@
+"""Helpers the inference benchmarks share: which models to measure, batch throughput, tables.
+
+Models come from the model zoo (:func:`clothingrec.zoo.resolve`): the project's committed trained
+weights under ``runs/results/`` when present ("auto"), else seeded untrained stand-ins with BatchNorm
+re-estimated on real images, or a path given on the command line.  Every figure is reported with the
+model's provenance; nothing is asserted.  Scripts in bench/ import this as ``_common`` (bench/ is the
+script's folder, hence on ``sys.path``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+#: bench detector kind → (zoo role, zoo family)
+DETECTOR_ROLES = {"fasterrcnn": ("clothing-detector", "fasterrcnn"), "maskrcnn": ("clothing-detector", "maskrcnn"),
+                  "yolo": ("clothing-detector", "yolo"), "person": ("person-detector", None)}
+
+
+def _resolve(role: str, source: str, family: str | None, **untrained):
+    """``(model, description)``; with ``auto``, a committed model that fails to load falls back to the stand-in."""
+    from clothingrec import zoo
+
+    try:
+        model, info = zoo.resolve(role, source, family=family, **untrained)
+    except zoo.ModelLoadError as exc:
+        if source != "auto":
+            raise
+        print(f"[bench] {exc}; using an untrained one")
+        model, info = zoo.resolve(role, "untrained", family=family, **untrained)
+    return model, info
+
+
+def resolve_classifier(source: str, imgsz: int, seed: int = 0):
+    """(ImageClassifier, description) for ``auto`` | ``untrained`` | a weights path."""
+    name = "mobilenet_v3_small"
+    model, info = _resolve("classifier", source, name, imgsz=imgsz, seed=seed, calibration_per_class=4)
+    if info.trained:
+        return model, f"trained: {info.source}"
+    return model, f"untrained {name} (seed {seed}, BatchNorm re-estimated)"
+
+
+def resolve_detector(kind: str, source: str, *, min_size: int, imgsz: int, images, detections: int, seed: int = 0,
+                     workdir=None):
+    """(predictor, description) for a detector ``kind`` in fasterrcnn | maskrcnn | yolo | person."""
+    from clothingrec.detect import LIGHT_HEADS
+
+    role, family = DETECTOR_ROLES[kind]
+    if kind == "yolo":
+        options = dict(imgsz=imgsz, seed=seed, workdir=workdir, images=images)
+    else:
+        heads = {k: v for k, v in LIGHT_HEADS.items() if k.endswith("_test")}
+        options = dict(backbone="mobilenet_v3_large_fpn", min_size=min_size, seed=seed, images=images,
+                       logit_scale=10.0, box_detections_per_img=detections, **heads)
+    model, info = _resolve(role, source, family, **options)  # person: the zoo's Faster R-CNN stand-in
+    if info.trained:
+        return model, f"trained: {info.source}"
+    if kind == "yolo":
+        return model, f"untrained yolov8n @{imgsz} (seed {seed}, BatchNorm re-estimated)"
+    if kind == "person":
+        return model, f"untrained fasterrcnn mobilenet_v3_large_fpn @{min_size} person (seed {seed})"
+    return model, (f"untrained {kind} mobilenet_v3_large_fpn @{min_size}, {detections} detections/image "
+                   f"(seed {seed}, BatchNorm re-estimated)")
+
+
+def detector_batch_call(predictor, images):
+    """A zero-argument callable running ``images`` as one batch through the predictor's model."""
+    from clothingrec.serve.detector import is_torchvision_rcnn, is_yolo
+
+    if is_torchvision_rcnn(predictor):
+        tensors = [torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1).float().div(255) for im in images]
+
+        def call():
+            with torch.inference_mode():
+                predictor.model(tensors)
+        return call
+    if is_yolo(predictor):
+        from clothingrec.detect.yolo import quiet_ultralytics
+
+        bgr = [np.ascontiguousarray(im[..., ::-1]) for im in images]
+
+        def call():
+            with quiet_ultralytics(True):
+                predictor.model.predict(bgr, imgsz=predictor.imgsz, conf=predictor.conf, iou=predictor.iou,
+                                        max_det=predictor.max_det, device=predictor.device, verbose=False)
+        return call
+    return lambda: [predictor.predict(im) for im in images]
+
+
+def machine() -> dict:
+    from clothingrec import envinfo
+    from clothingrec.serve.onnx import cpu_flags
+
+    info = envinfo.machine_report(device="cpu")
+    versions = envinfo.package_versions()
+    try:
+        import onnxruntime
+
+        versions["onnxruntime"] = onnxruntime.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        load = [round(v, 2) for v in os.getloadavg()]
+    except OSError:  # pragma: no cover
+        load = []
+    return {**info, "torch_threads": torch.get_num_threads(), "versions": versions, "cpu_flags": cpu_flags(),
+            "load_average_1_5_15": load, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+
+
+def fmt(value, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+def write(out: Path, stem: str, record: dict, markdown: list[str]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(record, indent=2, default=str))
+    (out / f"{stem}.md").write_text("\n".join(markdown) + "\n")
+    print(f"[bench] wrote {out / (stem + '.json')} and {out / (stem + '.md')}")

@@ -1,0 +1,200 @@
+"""The one detection config: ``configs/detect/default.yaml`` ← an experiment YAML ← notebook parameters.
+
+Every detector, clothing or person, YOLO or R-CNN, is configured by one :class:`DetectConfig` and
+trained by one recipe (:func:`clothingrec.detect.fit`).  The experiment YAML is ``config`` when
+given, else ``configs/detect/<family>-<profile>.yaml`` (``person-<profile>.yaml`` for
+``classes: person``) when it exists; a notebook parameter left at ``None`` takes the YAML value.
+
+``imgsz`` has one meaning for every family: the longest side of the network input, in pixels.
+ultralytics letterboxes to an ``imgsz`` square; the R-CNNs (torchvision and detectron2) resize so
+that the shorter side is 3/5 of it and the longer at most ``imgsz`` (:meth:`DetectConfig.rcnn_sizes`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from clothingrec.paths import CONFIG_DIR, PROJECT_ROOT
+
+DETECT_CONFIG_DIR = CONFIG_DIR / "detect"
+DEFAULT_YAML = DETECT_CONFIG_DIR / "default.yaml"
+FAMILIES = ("yolo", "fasterrcnn", "maskrcnn")
+#: family → its backends, the first being its default
+BACKENDS = {"yolo": ("ultralytics",), "fasterrcnn": ("torchvision",), "maskrcnn": ("torchvision", "detectron2")}
+#: family → default ``model`` (YOLO: the ultralytics model name; R-CNNs: the backbone)
+DEFAULT_MODELS = {"yolo": "yolov8n", "fasterrcnn": "mobilenet_v3_large_fpn", "maskrcnn": "mobilenet_v3_large_fpn"}
+CLASSES = ("garments", "person")
+SHORT_SIDE = 3 / 5
+
+
+@dataclass
+class DetectConfig:
+    """Fields and their meaning are documented in ``configs/detect/default.yaml``."""
+
+    family: str = "fasterrcnn"
+    backend: str | None = None
+    classes: str = "garments"
+    dataset: str = "synthetic-df2"
+    task: str | None = None
+    model: str | None = None
+    pretrained: Any = None
+    pretrained_backbone: str | None = None
+    imgsz: int = 128
+    epochs: int = 1
+    batch: int = 4
+    lr: float = 0.02
+    warmup_iters: int = 4
+    scheduler: str = "cosine"
+    light_heads: bool = True
+    max_images: int | None = None
+    max_eval_images: int | None = None
+    eval_batch: int = 2
+    time_budget_h: float | None = None
+    patience: int = 100
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 0
+    threads: int | None = None
+    log_every: int = 20
+    ultralytics: dict = field(default_factory=dict)
+    name: str | None = None
+
+    def __post_init__(self):
+        if self.backend is None and self.family in BACKENDS:
+            self.backend = BACKENDS[self.family][0]
+        if self.task is None:
+            self.task = "segment" if self.family == "maskrcnn" else "detect"
+        if self.model is None and self.family in DEFAULT_MODELS:
+            self.model = DEFAULT_MODELS[self.family]
+        if self.name is None:
+            prefix = "person" if self.classes == "person" else "detector"
+            dataset = Path(str(self.dataset)).name
+            self.name = f"{prefix}-{self.family}-{Path(str(self.model)).stem}-{dataset}"
+
+    # ------------------------------------------------------------------------------------------
+    def validate(self) -> "DetectConfig":
+        problems = []
+        if self.family not in FAMILIES:
+            problems.append(f"family={self.family!r} is not one of {FAMILIES}")
+        elif self.backend not in BACKENDS[self.family]:
+            problems.append(f"backend={self.backend!r} does not train {self.family} (one of {BACKENDS[self.family]})")
+        if self.classes not in CLASSES:
+            problems.append(f"classes={self.classes!r} is not one of {CLASSES}")
+        if self.task not in ("detect", "segment"):
+            problems.append(f"task={self.task!r} is not detect or segment")
+        if self.imgsz < 32 or self.epochs < 1 or self.batch < 1:
+            problems.append(f"imgsz ({self.imgsz}) must be ≥ 32, epochs ({self.epochs}) and batch ({self.batch}) ≥ 1")
+        if self.scheduler not in ("cosine", "multistep", "constant"):
+            problems.append(f"scheduler={self.scheduler!r} is not cosine, multistep or constant")
+        if problems:
+            raise ValueError("invalid detection config: " + "; ".join(problems))
+        return self
+
+    @property
+    def rcnn_sizes(self) -> tuple[int, int]:
+        """``(min_size, max_size)`` of an R-CNN's resize for this ``imgsz`` (see the module doc)."""
+        return int(round(self.imgsz * SHORT_SIDE)), int(self.imgsz)
+
+    @property
+    def time_budget_s(self) -> float | None:
+        return float(self.time_budget_h) * 3600 if self.time_budget_h else None
+
+    def loop_config(self):
+        """The torchvision training loop's options (:class:`clothingrec.detect.engine.TrainConfig`)."""
+        from clothingrec.detect.engine import LIGHT_HEADS, TrainConfig
+
+        min_size, max_size = self.rcnn_sizes
+        return TrainConfig(
+            family=self.family, backbone=self.model, epochs=self.epochs, batch=self.batch, lr=self.lr,
+            warmup_iters=self.warmup_iters, scheduler=self.scheduler, min_size=min_size, max_size=max_size,
+            workers=self.workers, device=self.device, seed=self.seed, pretrained=self.pretrained,
+            pretrained_backbone=self.pretrained_backbone, threads=self.threads,
+            max_eval_images=self.max_eval_images, eval_batch=self.eval_batch, time_limit_s=self.time_budget_s,
+            log_every=self.log_every, model_kwargs=dict(LIGHT_HEADS) if self.light_heads else {})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def replace(self, **changes) -> "DetectConfig":
+        return dataclasses.replace(self, **_typed(changes))
+
+
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(DetectConfig))
+
+
+def _typed(values: dict[str, Any]) -> dict[str, Any]:
+    """Check names; cast strings given on the command line (papermill ``-r``) to the field's type."""
+    defaults = DetectConfig()
+    out = {}
+    for key, value in values.items():
+        if key not in FIELD_NAMES:
+            raise KeyError(f"unknown detection config field {key!r}; known: {', '.join(FIELD_NAMES)}")
+        default = getattr(defaults, key)
+        if isinstance(value, str):
+            low = value.lower()
+            if low in ("none", "null"):
+                value = None
+            elif isinstance(default, bool) or key == "pretrained" and low in ("true", "false"):
+                value = low in ("1", "true", "yes")
+            elif isinstance(default, int) and not isinstance(default, bool) or key in ("max_images", "max_eval_images", "threads"):
+                value = int(float(value))
+            elif isinstance(default, float) or key == "time_budget_h":
+                value = float(value)
+        out[key] = value
+    return out
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of config fields, got {type(data).__name__}")
+    try:
+        return _typed(data)
+    except KeyError as exc:
+        raise KeyError(f"{path}: {exc.args[0]}") from None
+
+
+def find_config(config: str | Path) -> Path:
+    """A YAML path as given, else relative to the project root (papermill runs in notebooks/), else a
+    file name under ``configs/detect/`` (with or without ``.yaml``)."""
+    text = str(config)
+    for candidate in (Path(text), PROJECT_ROOT / text, DETECT_CONFIG_DIR / text, DETECT_CONFIG_DIR / f"{text}.yaml"):
+        if candidate.is_file():
+            return candidate
+    known = ", ".join(sorted(p.name for p in DETECT_CONFIG_DIR.glob("*.yaml")))
+    raise FileNotFoundError(f"detection config {text!r} not found (files in configs/detect/: {known})")
+
+
+def load_config(profile: str = "smoke", config: str | Path | None = None, **params) -> DetectConfig:
+    """default.yaml ← experiment YAML ← every parameter that is not None (see the module doc).
+
+    ``family`` and ``classes`` choose the profile's file, so they are read from the parameters first,
+    then from an explicit ``config`` file, then from default.yaml.
+    """
+    merged = _read_yaml(DEFAULT_YAML)
+    params = _typed({k: v for k, v in params.items() if v is not None})
+    experiment = None
+    if config:
+        experiment = find_config(config)
+    else:
+        family = params.get("family", merged["family"])
+        classes = params.get("classes", merged["classes"])
+        candidate = DETECT_CONFIG_DIR / f"{'person' if classes == 'person' else family}-{profile}.yaml"
+        if candidate.is_file():
+            experiment = candidate
+        elif profile != "smoke":
+            raise FileNotFoundError(f"no detection profile {candidate.name} (pass CONFIG= a YAML file instead)")
+    if experiment is not None:
+        merged.update(_read_yaml(experiment))
+    merged.update(params)
+    return DetectConfig(**merged).validate()

@@ -1,0 +1,327 @@
+"""The one detection recipe: ``fit(cfg, out) -> Run`` for every family, clothing or person.
+
+    cfg = load_config("smoke", family="yolo")          # default.yaml ← experiment YAML ← parameters
+    run = fit(cfg, out_dir)                             # prepare → record split → train → evaluate → run.json
+    run.record.metrics["bbox_AP50"], run.history, run.predictor
+
+Steps, the same for every family:
+
+1. :func:`prepare` converts the dataset (cached under ``runs/prepared/``; the split is seeded and
+   stored by the converter);
+2. the run's split (file lists and digests) goes into its ``run.json`` before training; a resumed
+   run must find the same split (:class:`SplitMismatch` otherwise);
+3. the family's trainer: ultralytics for YOLO, the explicit torchvision loop
+   (:mod:`clothingrec.detect.engine`) for Faster / Mask R-CNN, detectron2's ``DefaultTrainer``;
+4. the best checkpoint is loaded through :func:`clothingrec.detect.load_detector` and scored on every
+   validation image by the one pycocotools evaluation (:mod:`clothingrec.evaluate`);
+5. the run record (:class:`clothingrec.runs.RunRecord`) is written: weights, classes, split, metrics,
+   config, provenance.
+
+Several GPUs: YOLO takes ``device=0,1`` (ultralytics' own DDP); the R-CNNs run under ``torchrun``:
+``torchrun --nproc_per_node 2 -m clothingrec.detect --config X --out DIR``.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from clothingrec.detect.config import DetectConfig, load_config
+from clothingrec.device import set_threads
+from clothingrec.paths import RUNS_DIR
+from clothingrec.runs import RunRecord, digest, relative
+
+PREPARED_DIR = RUNS_DIR / "prepared"
+PARTS = ("train", "val", "test")
+
+
+class SplitMismatch(RuntimeError):
+    """The split about to be used is not the one stored with the run (or leaks training images)."""
+
+
+# ---------------------------------------------------------------------------------------- data
+def prepared_dir(dataset: str, *, classes: str = "garments", task: str = "detect",
+                 max_images: int | None = None) -> Path:
+    """The shared cache folder of a converted dataset (a user's path becomes a safe folder name)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(dataset).strip("/"))[-60:]
+    suffix = f"-max{max_images}" if max_images else ""
+    return PREPARED_DIR / f"{name}-{classes}-{task}{suffix}"
+
+
+def prepare(cfg: DetectConfig):
+    """The config's dataset converted to COCO + YOLO (reused when current); see :mod:`clothingrec.convert`."""
+    from clothingrec.convert import prepare_detection_dataset
+
+    out = prepared_dir(cfg.dataset, classes=cfg.classes, task=cfg.task, max_images=cfg.max_images)
+    return prepare_detection_dataset(cfg.dataset, out, task=cfg.task, classes=cfg.classes,
+                                     max_images=cfg.max_images, seed=cfg.seed, progress=False)
+
+
+def _file_names(coco_json) -> list[str]:
+    from clothingrec.evaluate import load_coco
+
+    return sorted(str(im["file_name"]) for im in load_coco(coco_json).dataset["images"])
+
+
+def split_of(data) -> dict:
+    """A prepared dataset's split as the run record stores it: per part its files and their digest.
+
+    Where the converter drew the split (CCP, Penn-Fudan: its ``split.json``) an image is named by its
+    file name, so a leak shows as a name in two parts; an official split (DeepFashion2's train and
+    validation folders, whose file names repeat) names each image by its part too.
+    """
+    drawn = (Path(data.root) / "split.json").is_file()
+    split = {}
+    for part in PARTS:
+        if part not in data.coco_json or not Path(data.coco_json[part]).is_file():
+            continue
+        files = [f if drawn else f"{part}/{f}" for f in _file_names(data.coco_json[part])]
+        split[part] = {"images": len(files), "digest": digest(files), "files": files,
+                       "coco_json": relative(data.coco_json[part]), "image_dir": relative(data.image_dir[part])}
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        leaked = sorted(set(split.get(a, {}).get("files", ())) & set(split.get(b, {}).get("files", ())))
+        if leaked:
+            raise SplitMismatch(f"{len(leaked)} images are in both {a} and {b} of {data.name} (first: {leaked[:5]})")
+    return split
+
+
+def locate_split(stored: dict, data, *, part: str = "val", what: str = "the run") -> str:
+    """The part of ``data`` that holds exactly the images of the stored ``part`` (``val`` or ``test``).
+
+    Raises :class:`SplitMismatch` when none does, or when any of them was a training image of the
+    run. A run trained on an earlier split finds its validation images under another name here (the
+    80/20 CCP split's val is today's test part): the answer says where.
+    """
+    current = split_of(data)
+    if part not in stored:
+        raise SplitMismatch(f"{what} stored no {part} split (it has {sorted(k for k in stored if k in PARTS)})")
+    wanted = sorted(stored[part]["files"])
+    found = next((name for name in PARTS if current.get(name, {}).get("files") == wanted), None)
+    if found is None:
+        have = set(current.get(part, {}).get("files", ()))
+        missing, extra = sorted(set(wanted) - have), sorted(have - set(wanted))
+        raise SplitMismatch(f"{part} split differs from the one stored with {what}: {len(missing)} missing "
+                            f"(first: {missing[:3]}), {len(extra)} new (first: {extra[:3]})")
+    leaked = sorted(set(wanted) & set(stored["train"]["files"]))
+    if leaked:
+        raise SplitMismatch(f"{len(leaked)} {part} images were training images of {what} (first: {leaked[:5]})")
+    return found
+
+
+def check_split(stored: dict, data, *, what: str = "the run") -> None:
+    """A resumed run must find exactly its stored split: every stored part, file by file, none leaking."""
+    for part in ("val", "test"):
+        if part in stored:
+            found = locate_split(stored, data, part=part, what=what)
+            if found != part:
+                raise SplitMismatch(f"the stored {part} split of {what} is today's {found} part of {data.name}")
+    if sorted(stored["train"]["files"]) != split_of(data)["train"]["files"]:
+        raise SplitMismatch(f"the train split of {data.name} differs from the one stored with {what}")
+
+
+# ---------------------------------------------------------------------------------------- train
+@dataclass
+class Run:
+    """A finished (or time-boxed) training run: its record and what the notebook shows."""
+
+    dir: Path
+    record: RunRecord
+    config: DetectConfig
+    data: object
+    history: pd.DataFrame
+    steps: pd.DataFrame | None
+    predictor: object
+    evals: dict
+    predictions: object
+    interrupted: bool = False
+    plots: list[Path] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def metrics(self) -> dict:
+        return self.record.metrics
+
+
+def _train_yolo(cfg: DetectConfig, data, out: Path, resume: bool):
+    from clothingrec.detect.yolo import train_yolo, yolo_history
+
+    run = train_yolo(data.yolo_yaml, out, model=cfg.model, task=cfg.task, pretrained=cfg.pretrained or False,
+                     epochs=cfg.epochs, imgsz=cfg.imgsz, batch=cfg.batch, workers=cfg.workers, device=cfg.device,
+                     seed=cfg.seed, time_budget_h=cfg.time_budget_h, patience=cfg.patience, resume=resume,
+                     name="yolo", **cfg.ultralytics)
+    history = yolo_history(run)
+    return run.best or run.last, history, None, len(history) < cfg.epochs, run.plots, []
+
+
+def _train_torchvision(cfg: DetectConfig, data, out: Path, resume: bool, log):
+    from clothingrec.detect.engine import train
+
+    result = train(data.coco_json["train"], data.image_dir["train"], data.coco_json["val"], data.image_dir["val"],
+                   out, cfg.loop_config(), resume=resume, log=log)
+    weights = result.best_checkpoint or result.last_checkpoint
+    return weights, result.history, result.steps, result.interrupted, [], result.report
+
+
+def _train_detectron2(cfg: DetectConfig, data, out: Path, resume: bool):
+    from clothingrec.detect.detectron2_backend import make_config, train_detectron2
+
+    min_size, max_size = cfg.rcnn_sizes
+    iterations = cfg.epochs * max(1, data.num_images["train"] // cfg.batch)
+    d2cfg = make_config(data.coco_json["train"], data.image_dir["train"], data.coco_json["val"],
+                        data.image_dir["val"], out / "detectron2", backbone=cfg.model,
+                        num_classes=len(data.categories), iterations=iterations, batch=cfg.batch, lr=cfg.lr / 8,
+                        min_size=min_size, max_size=max_size, device=cfg.device, pretrained=bool(cfg.pretrained),
+                        seed=cfg.seed, workers=cfg.workers)
+    (out / "detectron2").mkdir(parents=True, exist_ok=True)
+    (out / "detectron2" / "config.yaml").write_text(d2cfg.dump(), encoding="utf-8")
+    weights = train_detectron2(d2cfg, resume=resume)
+    return weights, pd.DataFrame(), None, False, [], []
+
+
+def fit(cfg: DetectConfig, out, *, resume: bool = False, log=print, command: str | None = None) -> Run:
+    """Prepare, record the split, train, evaluate, write ``run.json``; see the module doc."""
+    from clothingrec.detect.predictor import load_detector
+    from clothingrec.envinfo import provenance
+    from clothingrec.evaluate import detector_metrics, evaluate_predictor
+
+    cfg.validate()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    set_threads(cfg.threads)
+    data = prepare(cfg)
+    split = split_of(data)
+    if resume and (out / "run.json").is_file():
+        check_split(RunRecord.load(out).split, data)
+    record = RunRecord(task="detect", family=cfg.family, arch=str(cfg.model), classes=list(data.class_names),
+                       category_ids=[int(c["id"]) for c in data.categories], dataset=data.name, imgsz=cfg.imgsz,
+                       backend=cfg.backend, split=split, config=cfg.to_dict(), name=cfg.name)
+    record.save(out)  # the split is on disk before the first step
+
+    started = time.time()
+    if cfg.backend == "ultralytics":
+        weights, history, steps, interrupted, plots, skipped = _train_yolo(cfg, data, out, resume)
+    elif cfg.backend == "torchvision":
+        weights, history, steps, interrupted, plots, skipped = _train_torchvision(cfg, data, out, resume, log)
+    else:
+        weights, history, steps, interrupted, plots, skipped = _train_detectron2(cfg, data, out, resume)
+    train_seconds = time.time() - started
+    record.weights = relative(weights, out)
+    record.save(out)
+
+    predictor = load_detector(out, device=cfg.device)
+    evals, predictions = evaluate_predictor(predictor, data.coco_json["val"], data.image_dir["val"])
+    metrics = detector_metrics(cfg.name, cfg.family, str(cfg.model), data.name, evals, imgsz=cfg.imgsz,
+                               params=_parameters(predictor),
+                               extra={"task": _task(cfg.classes), "seconds_per_image": predictions.seconds_per_image})
+    if cfg.backend == "ultralytics":
+        from clothingrec.detect.yolo import native_val
+
+        metrics.update(native_val(weights, data.yolo_yaml, imgsz=cfg.imgsz, batch=cfg.batch, device=cfg.device,
+                                  out_dir=out, name="val"))
+    record.metrics = {k: v for k, v in metrics.items() if k != "provenance"}
+    record.provenance = provenance(command, train_seconds=round(train_seconds, 1), epochs_run=int(len(history)),
+                                   interrupted=bool(interrupted))
+    record.save(out)
+    if len(history):
+        history.to_csv(out / "history.csv", index=False)
+    return Run(dir=out, record=record, config=cfg, data=data, history=history, steps=steps, predictor=predictor,
+               evals=evals, predictions=predictions, interrupted=bool(interrupted), plots=plots, skipped=skipped)
+
+
+def _task(classes) -> str:
+    """What the comparison calls the detector's task: ``person`` or ``clothing``."""
+    return "person" if classes == "person" else "clothing"
+
+
+def _parameters(predictor) -> int | None:
+    model = getattr(predictor, "model", None)
+    inner = getattr(model, "model", model)  # ultralytics YOLO wraps its nn.Module
+    try:
+        return int(sum(p.numel() for p in inner.parameters()))
+    except AttributeError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------- runs
+def run_data(run_dir, *, data=None, part: str = "val"):
+    """``(prepared dataset, part)``: the data a run was trained on, re-prepared from its record, and the
+    part of it that holds the run's stored ``part`` split (checked image by image, see :func:`locate_split`)."""
+    record = RunRecord.load(run_dir)
+    if data is None:
+        data = prepare(DetectConfig(**record.config))
+    return data, locate_split(record.split, data, part=part, what=str(relative(run_dir)))
+
+
+@dataclass
+class EvaluatedRun:
+    name: str
+    family: str
+    model: str
+    run_dir: Path
+    record: RunRecord
+    data: object
+    part: str             # the part of ``data`` scored (the run's stored split, under today's name)
+    predictor: object
+    evals: dict
+    predictions: object
+    metrics: dict
+
+
+def evaluate_run(run_dir, data=None, *, part: str = "val", device="auto", max_images: int | None = None) -> EvaluatedRun:
+    """Score a run's detector on a split stored with it (``val``; ``test`` once, at the end), pycocotools."""
+    from clothingrec.detect.predictor import load_detector
+    from clothingrec.evaluate import detector_metrics, evaluate_predictor
+
+    run_dir = Path(run_dir)
+    record = RunRecord.load(run_dir)
+    data, found = run_data(run_dir, data=data, part=part)
+    predictor = load_detector(run_dir, device=device)
+    evals, preds = evaluate_predictor(predictor, data.coco_json[found], data.image_dir[found], max_images=max_images)
+    metrics = detector_metrics(record.name, record.family, record.arch, record.dataset, evals, imgsz=record.imgsz,
+                               params=record.metrics.get("params"),
+                               split=part, provenance={"run_dir": relative(run_dir), "split_digest": record.split[part]["digest"],
+                                                       "prepared_part": found},
+                               extra={"task": _task(record.config.get("classes")),
+                                      "seconds_per_image": preds.seconds_per_image})
+    return EvaluatedRun(record.name, record.family, record.arch, run_dir, record, data, found, predictor, evals, preds,
+                        metrics)
+
+
+#: the training notebooks whose latest runs notebook 06 evaluates
+TRAINING_NOTEBOOKS = ("03_train_yolo", "04_train_fasterrcnn", "05_train_maskrcnn")
+
+
+def find_runs(run_dirs=None) -> tuple[list[Path], list[str]]:
+    """The run folders to evaluate (default: the latest run of each training notebook) and what is missing."""
+    from clothingrec.paths import latest_run
+
+    found, missing = [], []
+    if run_dirs:
+        for p in [Path(p) for p in (run_dirs.split(",") if isinstance(run_dirs, str) else run_dirs)]:
+            (found if p.is_dir() else missing).append(p if p.is_dir() else f"{p}: no such run folder")
+        return found, missing
+    for nb in TRAINING_NOTEBOOKS:
+        try:
+            found.append(latest_run(nb))
+        except FileNotFoundError as exc:
+            missing.append(f"{nb}: {exc}")
+    return found, missing
+
+
+# ---------------------------------------------------------------------------------------- CLI
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m clothingrec.detect", description=__doc__.split("\n")[0])
+    parser.add_argument("--profile", default="smoke")
+    parser.add_argument("--config", default=None, help="experiment YAML (configs/detect/…)")
+    parser.add_argument("--out", required=True, help="run folder")
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("FIELD", "VALUE"))
+    args = parser.parse_args(argv)
+    cfg = load_config(args.profile, args.config, **dict(args.param))
+    run = fit(cfg, args.out, resume=args.resume)
+    print({k: run.metrics.get(k) for k in ("name", "bbox_AP", "bbox_AP50", "segm_AP50")})
+    return 0

@@ -1,0 +1,119 @@
+"""The one detection recipe: config merge, one imgsz, stored leak-free splits, fit → run.json → evaluation."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from clothingrec.convert import prepare_detection_dataset
+from clothingrec.detect import SplitMismatch, evaluate_run, fit, load_config, load_detector
+from clothingrec.detect.config import DetectConfig
+from clothingrec.detect.engine import lr_lambda_factory
+from clothingrec.detect.recipe import check_split, prepared_dir, split_of
+from clothingrec.paths import RESULTS_DIR
+from clothingrec.runs import RunRecord
+
+
+def test_config_merges_default_profile_file_and_parameters(tmp_path):
+    smoke = load_config("smoke", family="fasterrcnn", epochs=3, lr=None)
+    assert (smoke.epochs, smoke.lr, smoke.dataset, smoke.backend, smoke.task) == (3, 0.02, "synthetic-df2", "torchvision", "detect")
+    yolo = load_config("smoke", family="yolo")
+    assert (yolo.backend, yolo.model, yolo.epochs, yolo.batch) == ("ultralytics", "yolov8n", 2, 8)  # yolo-smoke.yaml
+    assert load_config("smoke", family="maskrcnn").task == "segment"
+    person = load_config("smoke", classes="person")
+    assert (person.dataset, person.scheduler, person.name) == (
+        "synthetic-pennfudan", "multistep", "person-fasterrcnn-mobilenet_v3_large_fpn-synthetic-pennfudan")
+    user = tmp_path / "u.yaml"
+    user.write_text("family: yolo\nbatch: 1\n")
+    assert load_config("smoke", user).batch == 1
+    user.write_text("bogus: 1\n")
+    with pytest.raises(KeyError, match="u.yaml.*bogus"):
+        load_config("smoke", user)
+    with pytest.raises(FileNotFoundError, match="fasterrcnn-huge.yaml"):
+        load_config("huge", family="fasterrcnn")
+    with pytest.raises(ValueError, match="backend='detectron2' does not train fasterrcnn"):
+        load_config("smoke", family="fasterrcnn", backend="detectron2")
+    # papermill passes -r values as strings
+    assert load_config("smoke", epochs="4", time_budget_h="0.5", max_images="none").max_images is None
+
+
+def test_one_imgsz_is_the_longest_side_for_every_family():
+    assert DetectConfig(family="fasterrcnn", imgsz=533).rcnn_sizes == (320, 533)
+    loop = load_config("smoke", family="maskrcnn", imgsz=853).loop_config()
+    assert (loop.min_size, loop.max_size) == (512, 853)
+
+
+def test_committed_cpu_configs_reproduce_the_curated_runs_sizes(tmp_path, monkeypatch):
+    """`CONFIG=configs/detect/x.yaml` works from any folder (papermill runs in notebooks/), and the committed
+    CPU configs give the input sizes the curated runs were trained with."""
+    monkeypatch.chdir(tmp_path)
+    for family in ("fasterrcnn", "maskrcnn"):
+        by_root = load_config("smoke", f"configs/detect/{family}-ccp-cpu.yaml")
+        assert by_root == load_config("smoke", f"{family}-ccp-cpu.yaml")
+        assert (by_root.family, by_root.dataset, by_root.light_heads, by_root.rcnn_sizes) == (family, "ccp", True, (320, 533))
+        assert 0 < by_root.time_budget_h <= 1
+    person = load_config("smoke", "person-ccp-cpu").loop_config()
+    stored = json.loads((RESULTS_DIR / "person-fasterrcnn-ccp" / "train_config.json").read_text())["config"]
+    for key in ("min_size", "max_size", "lr", "batch", "epochs", "scheduler", "warmup_iters", "model_kwargs"):
+        assert getattr(person, key) == stored[key], key
+    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+        load_config("smoke", "configs/detect/nope.yaml")
+
+
+@pytest.mark.parametrize("scheduler", ["multistep", "cosine"])
+def test_person_full_schedule_warms_up_then_decays(scheduler):
+    cfg = load_config("full", classes="person", scheduler=scheduler).loop_config()
+    total = 1000
+    f = lr_lambda_factory(cfg, total)
+    assert f(0) < f(cfg.warmup_iters)
+    assert f(total - 1) <= 0.02 * f(cfg.warmup_iters)
+    if scheduler == "multistep":
+        assert f(int(0.7 * total)) == pytest.approx(0.1)
+
+
+def test_prepared_dir_names_a_users_folder_safely():
+    assert prepared_dir("/data/my df2/", max_images=8).name == "data_my_df2-garments-detect-max8"
+
+
+def _prepare(name, folder, **kw):
+    return prepare_detection_dataset(name, folder, classes=kw.pop("classes", "person"), progress=False, **kw)
+
+
+def test_split_is_disjoint_reproducible_and_checked(tmp_path):
+    a = split_of(_prepare("synthetic-pennfudan", tmp_path / "a", max_images=12, seed=0))
+    b = split_of(_prepare("synthetic-pennfudan", tmp_path / "b", max_images=12, seed=0))
+    assert a == {k: {**v, "coco_json": a[k]["coco_json"], "image_dir": a[k]["image_dir"]} for k, v in b.items()}
+    assert not set(a["train"]["files"]) & set(a["val"]["files"]) and a["val"]["images"] == len(a["val"]["files"]) > 0
+    data = _prepare("synthetic-pennfudan", tmp_path / "c", max_images=12, seed=0)
+    check_split(a, data)  # the same split: fine
+    leaky = {"train": {**a["train"], "files": a["train"]["files"] + a["val"]["files"][:1]}, "val": a["val"]}
+    with pytest.raises(SplitMismatch, match="were training images"):
+        check_split(leaky, data)
+    other = _prepare("synthetic-pennfudan", tmp_path / "d", max_images=12, seed=1)
+    with pytest.raises(SplitMismatch, match="differs"):
+        check_split(a, other)
+
+
+def test_official_split_names_images_by_folder(tmp_path):
+    """DeepFashion2's train and validation folders reuse file names: they are different images, not a leak."""
+    split = split_of(prepare_detection_dataset("synthetic-df2", tmp_path / "df2", max_images=12, progress=False))
+    assert all(f.startswith("train/") for f in split["train"]["files"])
+    assert all(f.startswith("val/") for f in split["val"]["files"])
+
+
+@pytest.mark.slow
+def test_fit_writes_one_run_record_that_evaluation_and_loading_read(tmp_path):
+    cfg = load_config("smoke", classes="person", epochs=1, imgsz=96, max_images=8, batch=2, threads=2)
+    run = fit(cfg, tmp_path / "run", log=None)
+    record = RunRecord.load(tmp_path / "run")
+    assert (record.task, record.family, record.classes, record.category_ids) == ("detect", "fasterrcnn", ["person"], [1])
+    assert record.weights == "checkpoints/best.pt" and record.imgsz == 96
+    assert record.split["val"]["images"] == len(run.predictions.per_image) > 0
+    assert record.config["classes"] == "person" and record.provenance["epochs_run"] == 1
+    assert load_detector(tmp_path / "run", device="cpu").category_names == {1: "person"}
+    again = evaluate_run(tmp_path / "run", device="cpu")  # re-prepared from the record, split checked
+    assert again.metrics["bbox_AP"] == pytest.approx(record.metrics["bbox_AP"])
+    assert "/" not in json.dumps(record.split["val"]["coco_json"])[:2]  # stored relative to the project
+    # a resumed run whose data has another split is refused before training
+    with pytest.raises(SplitMismatch):
+        fit(cfg.replace(seed=3), tmp_path / "run", resume=True, log=None)
