@@ -76,7 +76,12 @@ def notebook_09() -> nbformat.NotebookNode:
         new_code_cell("fig = preview_augmentation(cfg, n=8, seed=cfg.seed)\nplt.show()"),
         new_markdown_cell(
             "## Training\nLR finder first when `lr_find` is on (its suggestion is applied only with "
-            "`lr_find_apply`). Volatile output (losses, speed), so nbval does not compare it."),
+            "`lr_find_apply`), and Lightning's batch-size finder when `batch_find` is on (power mode; reported, "
+            "not applied). `mixup_alpha` / `cutmix_alpha` mix batches on label-smoothed soft targets. "
+            "`checkpoints/last.ckpt` is written after every epoch; `max_time_min` ends a sitting at an epoch "
+            "boundary and `resume` (this run folder, or `-r output_dir <run> -p resume True`) continues it with "
+            "the same per-step cosine schedule, EMA and best-checkpoint state (the finders are skipped then). "
+            "Volatile output (losses, speed), so nbval does not compare it."),
         new_code_cell(
             IGNORE +
             "result = train(cfg, out)\n"
@@ -84,6 +89,9 @@ def notebook_09() -> nbformat.NotebookNode:
             "pd.Series(summary, name=\"value\", dtype=object).to_frame()"),
         new_code_cell(
             IGNORE +
+            "if result.batch_found is not None:\n"
+            "    print(f\"batch-size finder (power, from {cfg.batch}, {cfg.batch_find_trials} doublings): \"\n"
+            "          f\"{result.batch_found} fits; training used batch {cfg.batch}\")\n"
             "if result.lr_finder is not None:\n"
             "    fig = plot_lr_finder(result.lr_finder, result.lr_used)\n"
             "    fig.savefig(out / \"lr_finder.png\", dpi=100, bbox_inches=\"tight\")\n"
