@@ -279,3 +279,79 @@ def test_swa_checkpoint_holds_the_validated_average(tmp_path):
         assert "current_model_state" in ckpt and int(ckpt["averaging_state"]["n_averaged"]) == result.best_epoch
     ev_val = report.evaluate(result.weights_path, "validation", dataset=root, device="cpu", cache_store=False)
     assert ev_val.metrics()["macro_f1"] == pytest.approx(result.best_score, abs=1e-4)
+
+
+# ---- recipe: mixup / cutmix, resumable chunks, batch-size finder ------------------------------
+def test_mixup_and_cutmix_soft_targets_and_images():
+    from clothingrec.classify.augment import mix_batch, smooth_targets
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 3, 20, 20)
+    y = torch.tensor([0, 1, 2, 3, 4, 5])
+    base = smooth_targets(y, 10, 0.1)
+    assert torch.allclose(base.sum(1), torch.ones(6)) and base[0, 0] == pytest.approx(0.91)
+    seen = set()
+    for _ in range(12):
+        mixed, targets, info = mix_batch(x, y, 10, mixup_alpha=0.4, cutmix_alpha=1.0, smoothing=0.1, generator=gen)
+        lam, perm = info["lam"], info["perm"]
+        seen.add(info["kind"])
+        assert torch.allclose(targets.sum(1), torch.ones(6), atol=1e-6)
+        assert torch.allclose(targets, lam * base + (1 - lam) * base[perm], atol=1e-6)
+        if info["kind"] == "mixup":  # the image is the same convex combination as its target
+            assert torch.allclose(mixed, lam * x + (1 - lam) * x[perm], atol=1e-6)
+        else:  # cutmix: every pixel from one of the two images, the kept fraction is λ
+            from_self = (mixed == x).all(dim=1)
+            from_partner = (mixed == x[perm]).all(dim=1)
+            assert (from_self | from_partner).all()
+            kept = (from_self & ~from_partner).float().mean(dim=(1, 2))
+            moved = perm != torch.arange(6)
+            assert torch.allclose(kept[moved], torch.full_like(kept[moved], lam), atol=1e-6)
+    assert seen == {"mixup", "cutmix"}
+    # off: unchanged images, plain smoothed targets
+    same, targets, info = mix_batch(x, y, 10, smoothing=0.1, generator=gen)
+    assert info["kind"] == "none" and same is x and torch.equal(targets, base)
+
+
+def _smoke(tmp_path, **changes):
+    return load_config("smoke", **{"lr_find": False, "time_budget_h": None, "cache_store": False,
+                                   "store_workers": 1, "device": "cpu", "train_per_class": 4,
+                                   "eval_per_class": 2, **changes})
+
+
+def _ckpt_state(path):
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    return (ckpt["global_step"], ckpt["optimizer_states"][0]["param_groups"][0]["lr"],
+            ckpt["lr_schedulers"][0]["last_epoch"], int(ckpt["averaging_state"]["n_averaged"]))
+
+
+@pytest.mark.slow
+def test_resumed_run_continues_schedule_steps_and_ema(tmp_path):
+    from lightning.pytorch.callbacks import Callback
+
+    class StopAfterFirstEpoch(Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            trainer.should_stop = True
+
+    cfg = _smoke(tmp_path, epochs=2, batch=8, warmup_epochs=0.5, averaging="ema", mixup_alpha=0.2, cutmix_alpha=1.0,
+                 schedule_time=False)
+    full = train(cfg, tmp_path / "full")
+    part = train(cfg, tmp_path / "chunked", extra_callbacks=[StopAfterFirstEpoch()])
+    assert part.epochs_run == 1 and (tmp_path / "chunked" / "checkpoints" / "last.ckpt").is_file()
+    resumed = train(cfg.replace(resume=str(tmp_path / "chunked")), tmp_path / "chunked")
+    assert resumed.resumed_from and resumed.epochs_run == full.epochs_run == 2
+    steps, lr, sched_steps, n_avg = _ckpt_state(tmp_path / "full" / "checkpoints" / "last.ckpt")
+    assert steps == 2 * (40 // 8) == sched_steps == n_avg  # one EMA update per optimizer step
+    assert _ckpt_state(tmp_path / "chunked" / "checkpoints" / "last.ckpt") == pytest.approx((steps, lr, steps, steps))
+    assert lr == pytest.approx(cfg.lr * 0.01, rel=1e-3)  # the cosine ends at its floor after all chunks
+    assert list(resumed.history()["epoch"]) == [0, 1]  # the CSV log continues
+    # `resume: true` on a fresh folder starts from scratch
+    from clothingrec.classify.training import resolve_resume
+    assert resolve_resume("true", tmp_path / "new") is None and resolve_resume(None, tmp_path) is None
+
+
+@pytest.mark.slow
+def test_batch_size_finder_returns_a_power_of_two(tmp_path):
+    cfg = _smoke(tmp_path, epochs=1, batch=4, batch_find=True, batch_find_trials=2)
+    result = train(cfg, tmp_path / "run")
+    assert result.batch_found and result.batch_found & (result.batch_found - 1) == 0
+    assert result.batch_found >= cfg.batch and result.config.batch == 4

@@ -96,7 +96,9 @@ def _read(path: Path, source: str, out: Collection) -> None:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         out.skipped.append(f"{path}: cannot read JSON ({exc})")
         return
-    if path.name == "run.json" and isinstance(data, dict):  # a run record: its headline metrics
+    if path.name == "run.json" and isinstance(data, dict):
+        if data.get("task") != "detect":
+            return  # a classifier's record holds validation scores only; its test metrics.json is read instead
         data = {**(data.get("metrics") or {}), "provenance": data.get("provenance") or {}}
     problem = validate_metrics(data, path)
     if problem:

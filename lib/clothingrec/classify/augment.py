@@ -117,3 +117,64 @@ def train_batch(images: torch.Tensor, imgsz: int, params: AugmentParams, channel
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     x = _color(x, params, generator)
     return normalize(x, channels_last)
+
+
+# ---- mixup / cutmix on soft targets ----------------------------------------------------------
+def smooth_targets(labels: torch.Tensor, num_classes: int, smoothing: float = 0.0,
+                   dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Integer labels → label-smoothed one-hot rows ``(1 - ε)·onehot + ε / K`` (each row sums to 1)."""
+    onehot = F.one_hot(labels.long(), num_classes).to(dtype)
+    return onehot * (1.0 - smoothing) + smoothing / num_classes
+
+
+def _beta(alpha: float, generator=None) -> float:
+    """λ ~ Beta(α, α); reproducible from ``generator`` (torch's Beta sampler only takes the global RNG)."""
+    if generator is None:
+        return float(torch.distributions.Beta(alpha, alpha).sample())
+    seed = int(torch.randint(0, 2**62, (), generator=generator))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return float(torch.distributions.Beta(alpha, alpha).sample())
+
+
+def cutmix_box(lam: float, height: int, width: int, generator=None) -> tuple[int, int, int, int]:
+    """A box (top, bottom, left, right) of area ≈ (1 - λ)·H·W, centred uniformly, clipped to the image."""
+    cut = math.sqrt(max(0.0, 1.0 - lam))
+    bh, bw = int(round(height * cut)), int(round(width * cut))
+    cy = int(torch.randint(0, height, (), generator=generator))
+    cx = int(torch.randint(0, width, (), generator=generator))
+    top, bottom = max(cy - bh // 2, 0), min(cy - bh // 2 + bh, height)
+    left, right = max(cx - bw // 2, 0), min(cx - bw // 2 + bw, width)
+    return top, bottom, left, right
+
+
+def mix_batch(x: torch.Tensor, labels: torch.Tensor, num_classes: int, *, mixup_alpha: float = 0.0,
+              cutmix_alpha: float = 0.0, prob: float = 1.0, smoothing: float = 0.0,
+              generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """Mixup or cutmix of a batch with a permutation of itself, on label-smoothed soft targets.
+
+    Returns ``(images, targets, info)``: ``targets`` rows sum to 1; ``info`` has ``kind``
+    (``none``/``mixup``/``cutmix``), ``lam`` (weight of the original image, for cutmix the exact
+    area fraction kept) and ``perm`` (the partner of each image).  Mixup: ``λ·x + (1-λ)·x[perm]``;
+    cutmix: ``x`` with a box of ``x[perm]`` pasted in.  Both are linear in the images, so mixing
+    the normalised tensors equals mixing the pixels.
+    """
+    targets = smooth_targets(labels, num_classes, smoothing, x.dtype if x.is_floating_point() else torch.float32)
+    n = x.shape[0]
+    kinds = [k for k, a in (("mixup", mixup_alpha), ("cutmix", cutmix_alpha)) if a > 0]
+    if n < 2 or not kinds or float(torch.rand((), generator=generator)) >= prob:
+        return x, targets, {"kind": "none", "lam": 1.0, "perm": torch.arange(n)}
+    kind = kinds[int(torch.randint(0, len(kinds), (), generator=generator))]
+    perm = torch.randperm(n, generator=generator)
+    lam = _beta(mixup_alpha if kind == "mixup" else cutmix_alpha, generator)
+    partner = x[perm.to(x.device)]
+    if kind == "mixup":
+        mixed = x * lam + partner * (1.0 - lam)
+    else:
+        h, w = x.shape[-2:]
+        top, bottom, left, right = cutmix_box(lam, h, w, generator)
+        mixed = x.clone()
+        mixed[..., top:bottom, left:right] = partner[..., top:bottom, left:right]
+        lam = 1.0 - (bottom - top) * (right - left) / float(h * w)
+    targets = targets * lam + targets[perm.to(targets.device)] * (1.0 - lam)
+    return mixed, targets, {"kind": kind, "lam": lam, "perm": perm}

@@ -62,6 +62,9 @@ class ClassifierConfig:
     aug_contrast: float = 0.3
     aug_saturation: float = 0.3
     aug_hue: float = 0.03                  # fraction of a full turn
+    mixup_alpha: float = 0.0               # mixup: λ ~ Beta(α, α) blends two images and their targets; 0: off
+    cutmix_alpha: float = 0.0              # cutmix: a box of area 1-λ (λ ~ Beta(α, α)) pasted from another image; 0: off
+    mix_prob: float = 1.0                  # probability that a batch is mixed (cutmix or mixup, 50/50 when both on)
     # --- precision, averaging, schedule control ----------------------------------------------
     precision: str = "auto"                # auto: 32-true on CPU, bf16-mixed/16-mixed on GPU; or any Lightning value
     averaging: str = "none"                # none | swa | ema (validated and checkpointed as averaged weights)
@@ -70,9 +73,14 @@ class ClassifierConfig:
     lr_find: bool = False                  # run Lightning's LR finder first (plot in the notebook)
     lr_find_steps: int = 60
     lr_find_apply: bool = False            # use the suggested LR instead of ``lr``
+    batch_find: bool = False               # run Lightning's batch-size finder (power mode) first; reported, not applied
+    batch_find_trials: int = 4             # doublings tried from ``batch``
     monitor: str = "val_macro_f1"          # checkpoint / early-stopping metric (maximised)
     patience: int = 0                      # early stopping patience in validation epochs; 0: off
-    max_time_min: float | None = None      # stop training after this many minutes (best checkpoint kept)
+    time_budget_h: float | None = None     # stop at the last epoch end that fits in this many hours (per sitting)
+    schedule_time: bool = True             # with time_budget_h: cosine progress also follows wall time so the LR reaches
+                                           # its floor on time (one sitting); false: by optimizer steps over ``epochs``
+    resume: str | None = None              # continue a run: its folder, a .ckpt, or true (output_dir's last.ckpt)
     # --- hardware ----------------------------------------------------------------------------
     device: str = "auto"
     devices: Any = 1                       # Lightning devices: 1, 2, "auto" (DDP on several GPUs)
@@ -121,6 +129,8 @@ class ClassifierConfig:
             problems.append(f"monitor={self.monitor!r} is not val_macro_f1, val_acc or val_loss")
         if not 0 < self.aug_scale_min <= 1:
             problems.append(f"aug_scale_min={self.aug_scale_min} must be in (0, 1]")
+        if self.mixup_alpha < 0 or self.cutmix_alpha < 0 or not 0 <= self.mix_prob <= 1:
+            problems.append("mixup_alpha and cutmix_alpha must be >= 0 and mix_prob in [0, 1]")
         if self.epochs < 1 or self.batch < 1:
             problems.append("epochs and batch must be positive")
         if problems:
@@ -144,7 +154,9 @@ def _typed(values: dict[str, Any]) -> dict[str, Any]:
         if key not in FIELD_NAMES:
             raise KeyError(f"unknown classifier config field {key!r}; known: {', '.join(FIELD_NAMES)}")
         default = getattr(defaults, key)
-        if isinstance(value, str) and value.lower() in ("none", "null") and not isinstance(default, str):
+        if key == "resume" and isinstance(value, bool):  # papermill -p resume True / False
+            value = "true" if value else None
+        elif isinstance(value, str) and value.lower() in ("none", "null") and not isinstance(default, str):
             value = None
         elif isinstance(default, bool) and isinstance(value, str):
             value = value.lower() in ("1", "true", "yes")

@@ -31,6 +31,7 @@ class ClothingDataModule(L.LightningDataModule):
         self.aug = AugmentParams.from_config(cfg)
         self.stores: dict[str, ImageStore] = {}
         self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.batch_size = cfg.batch  # training batch; Lightning's batch-size finder scales this attribute
 
     # -- stores ------------------------------------------------------------------------------
     def store(self, split: str) -> ImageStore:
@@ -67,8 +68,8 @@ class ClothingDataModule(L.LightningDataModule):
             shuffle = None
         else:
             sampler, shuffle = None, True
-        return DataLoader(StoreDataset(store), batch_size=self.cfg.batch, sampler=sampler, shuffle=shuffle,
-                          generator=self.generator if shuffle else None, drop_last=len(store) > self.cfg.batch,
+        return DataLoader(StoreDataset(store), batch_size=self.batch_size, sampler=sampler, shuffle=shuffle,
+                          generator=self.generator if shuffle else None, drop_last=len(store) > self.batch_size,
                           num_workers=self.cfg.workers, collate_fn=collate_batch,
                           persistent_workers=self.cfg.workers > 0, pin_memory=torch.cuda.is_available())
 

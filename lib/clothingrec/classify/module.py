@@ -1,4 +1,4 @@
-"""LightningModule: backbone by name, label-smoothed cross-entropy, class-balanced metrics."""
+"""LightningModule: backbone by name, label-smoothed cross-entropy (mixup/cutmix on soft targets), class-balanced metrics."""
 from __future__ import annotations
 
 import math
@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from clothingrec.classify.augment import eval_batch
+from clothingrec.classify.augment import eval_batch, mix_batch
 from clothingrec.classify.config import ClassifierConfig
 from clothingrec.classify.models import build_classifier, to_channels_last
 
@@ -39,6 +39,7 @@ class ClassifierModule(L.LightningModule):
                     m.momentum = self.cfg.bn_momentum
         self.criterion = nn.CrossEntropyLoss(label_smoothing=self.cfg.label_smoothing)
         self.lr = self.cfg.lr  # the LR finder writes here
+        self.mix_generator = torch.Generator().manual_seed(self.cfg.seed + 1)
         self._fit_start: float | None = None
         self.val_acc = MulticlassAccuracy(n, average="micro")
         self.val_f1 = MulticlassF1Score(n, average="macro")
@@ -50,10 +51,11 @@ class ClassifierModule(L.LightningModule):
         self._fit_start = time.monotonic()
 
     def schedule_progress(self, step: int, warmup: int, total: int) -> float:
-        """Fraction of the cosine schedule done: by steps, or by wall time when ``max_time_min`` is the tighter limit."""
+        """Fraction of the cosine schedule done: by steps (the global step, so a resumed run continues the same
+        curve), or by wall time when ``time_budget_h`` with ``schedule_time`` is the tighter limit."""
         progress = (step - warmup) / max(1, total - warmup)
-        if self.cfg.max_time_min and self._fit_start is not None:
-            budget = self.cfg.max_time_min * 60.0 * 0.97  # leave room for the last validation
+        if self.cfg.time_budget_h and self.cfg.schedule_time and self._fit_start is not None:
+            budget = self.cfg.time_budget_h * 3600.0 * 0.97  # leave room for the last validation
             progress = max(progress, (time.monotonic() - self._fit_start) / budget)
         return min(1.0, max(0.0, progress))
 
@@ -97,8 +99,18 @@ class ClassifierModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         x, y = batch
-        logits = self(x)
-        loss = self.criterion(logits, y)
+        cfg = self.cfg
+        if cfg.mixup_alpha > 0 or cfg.cutmix_alpha > 0:
+            x, targets, _ = mix_batch(x, y, len(self.classes), mixup_alpha=cfg.mixup_alpha,
+                                      cutmix_alpha=cfg.cutmix_alpha, prob=cfg.mix_prob,
+                                      smoothing=cfg.label_smoothing,
+                                      generator=self.mix_generator if x.device.type == "cpu" else None)
+            logits = self(x)
+            loss = torch.sum(-targets * torch.log_softmax(logits.float(), dim=1), dim=1).mean()
+            y = targets.argmax(dim=1)  # training accuracy against the dominant label
+        else:
+            logits = self(x)
+            loss = self.criterion(logits, y)
         self.train_acc(logits.detach(), y)
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=y.numel())
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, batch_size=y.numel())

@@ -4,6 +4,12 @@ Fits on train, validates every epoch, keeps the checkpoint with the best validat
 ``cfg.monitor`` (never looks at test), and exports that checkpoint's weights as
 ``<output_dir>/<model>.pt``.  Logs go to ``<output_dir>/logs`` (CSV) and ``<output_dir>/tb``
 (TensorBoard).
+
+Resumable in chunks: ``checkpoints/last.ckpt`` is written (atomically) after every validation;
+``cfg.resume`` (a run folder, a ``.ckpt`` or ``true`` for ``output_dir``'s own) continues from it with
+the optimizer, LR schedule (per step over ``epochs``), EMA/SWA state and best-checkpoint bookkeeping.
+``cfg.time_budget_h`` ends a sitting at an epoch boundary: after each epoch, training stops when the
+next epoch (timed like the slowest one so far) would not finish inside the budget.
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.callbacks import WeightAveraging
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 from clothingrec.classify.config import ClassifierConfig, load_config
@@ -35,6 +42,8 @@ from clothingrec.classify.inference import export_weights
 from clothingrec.classify.models import count_parameters
 from clothingrec.classify.module import ClassifierModule
 from clothingrec.device import resolve_device, set_threads
+from clothingrec.paths import CLOTHING_SMALL
+from clothingrec.runs import RunRecord, relative
 
 
 class ThroughputMeter(Callback):
@@ -74,6 +83,96 @@ class ThroughputMeter(Callback):
     @property
     def images_per_s(self) -> float:
         return self.images / self.seconds if self.seconds else float("nan")
+
+
+class EpochTimeBudget(Callback):
+    """Stop at an epoch boundary so that this sitting ends within ``hours``.
+
+    Lightning's ``max_time`` stops mid-epoch (a checkpoint that resumes into a half epoch, no
+    validation of the last weights).  Here, after each training epoch (its validation included:
+    in Lightning 2 validation runs before ``on_train_epoch_end``), training stops when the elapsed
+    time plus ``margin`` × the longest epoch so far would overrun the budget.
+    """
+
+    def __init__(self, hours: float, margin: float = 1.1):
+        self.budget_s = float(hours) * 3600.0
+        self.margin = margin
+        self.stopped = False
+        self.epoch_seconds: list[float] = []
+        self._t0 = self._epoch_t0 = None
+
+    def on_train_start(self, trainer, pl_module):
+        self._t0 = time.monotonic()
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._epoch_t0 = time.monotonic()
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if self._t0 is None or self._epoch_t0 is None:
+            return
+        now = time.monotonic()
+        self.epoch_seconds.append(now - self._epoch_t0)
+        if now - self._t0 + self.margin * max(self.epoch_seconds) > self.budget_s:
+            if trainer.current_epoch + 1 < (trainer.max_epochs or 0):
+                self.stopped = True
+            trainer.should_stop = True
+
+    def remaining_s(self) -> float | None:
+        return None if self._t0 is None else self.budget_s - (time.monotonic() - self._t0)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``torch.save`` to a temporary file beside the target, then ``os.replace``: a checkpoint file is
+    always complete, even if the process is killed while writing (Lightning's own save goes through an
+    fsspec transaction whose temporary file lives in $TMPDIR, atomic only on the same filesystem)."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            torch.save(checkpoint, tmp)
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+
+
+def resolve_resume(resume: Any, output_dir: str | Path) -> Path | None:
+    """``cfg.resume`` → the checkpoint to continue from (None: start fresh).
+
+    ``true``/``last``: ``output_dir``'s ``checkpoints/last.ckpt`` if it exists (a first sitting starts
+    fresh); a run folder: its ``checkpoints/last.ckpt``; a file: that checkpoint.
+    """
+    if resume is None or resume is False or str(resume).strip().lower() in ("", "none", "false", "0", "no"):
+        return None
+    if resume is True or str(resume).strip().lower() in ("true", "1", "yes", "last"):
+        last = Path(output_dir) / "checkpoints" / "last.ckpt"
+        return last if last.is_file() else None
+    path = Path(str(resume)).expanduser()
+    if path.is_dir():
+        path = path / "checkpoints" / "last.ckpt"
+    if not path.is_file():
+        raise FileNotFoundError(f"resume: no checkpoint at {path}")
+    return path.resolve()
+
+
+def _continue_csv_log(logger: CSVLogger) -> None:
+    """A resumed run appends to ``logs/metrics.csv``.  Lightning's CSV writer deletes an existing file when
+    it is created and, on its first save, rewrites it with only the columns it has seen; so the old rows are
+    put back after the writer exists and the writer starts from their header."""
+    import csv
+
+    path = Path(logger.log_dir) / "metrics.csv"
+    if not path.is_file():
+        return
+    text = path.read_text()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Experiment logs directory.*exists and is not empty.*")
+        experiment = logger.experiment  # deletes metrics.csv
+    path.write_text(text)
+    header = next(csv.reader(text.splitlines()), [])
+    experiment.metrics_keys = sorted(set(experiment.metrics_keys) | set(header))
 
 
 class AveragedWeights(WeightAveraging):
@@ -157,10 +256,13 @@ class TrainResult:
     device: str
     lr_used: float
     lr_finder: Any = None
+    batch_found: int | None = None
+    resumed_from: str | None = None
     skipped: list[tuple[str, str]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     started: str = ""
     ended: str = ""
+    global_step: int = 0
 
     def history(self) -> pd.DataFrame:
         return read_history(self.output_dir)
@@ -172,6 +274,7 @@ class TrainResult:
                 "stopped_reason": self.stopped_reason, "train_images_per_s": self.train_images_per_s,
                 "fit_seconds": self.fit_seconds, "store_seconds": self.store_seconds, "params": self.params,
                 "precision": self.precision, "device": self.device, "lr_used": self.lr_used,
+                "batch_found": self.batch_found, "resumed_from": self.resumed_from, "global_step": self.global_step,
                 "started": self.started, "ended": self.ended, "counts": self.counts, "skipped": [list(s) for s in self.skipped],
                 "config": self.config.to_dict()}
 
@@ -255,16 +358,43 @@ def build_callbacks(cfg: ClassifierConfig, output_dir: Path) -> dict[str, Callba
         "checkpoint": ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="best-{epoch:03d}",
                                       monitor=cfg.monitor, mode=mode, save_top_k=1, save_last=False,
                                       auto_insert_metric_name=False),
+        # checkpoints/last.ckpt after every validation, to resume from.  Its own callback: Lightning 2.6's
+        # save_last only writes when the monitored checkpoint improved in that step.  Listed after the best
+        # checkpoint so the best-checkpoint bookkeeping it stores is the current one.
+        "last_checkpoint": ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="last", monitor=None,
+                                           save_top_k=1, save_last=False, enable_version_counter=False),
         "throughput": ThroughputMeter(),
         "lr_monitor": LearningRateMonitor(logging_interval="epoch"),
     }
     if cfg.patience and cfg.patience > 0:
         callbacks["early_stopping"] = EarlyStopping(monitor=cfg.monitor, mode=mode, patience=cfg.patience)
+    if cfg.time_budget_h:
+        callbacks["time_budget"] = EpochTimeBudget(cfg.time_budget_h)
     if cfg.averaging != "none":
         start = int(cfg.swa_start * cfg.epochs) if cfg.averaging == "swa" else 0
         callbacks["averaging"] = AveragedWeights(cfg.averaging, start_epoch=min(start, cfg.epochs - 1),
                                                  decay=cfg.ema_decay)
     return callbacks
+
+
+def find_batch_size(cfg: ClassifierConfig, module: ClassifierModule, dm: ClothingDataModule,
+                    trainer_kwargs: dict, output_dir: Path) -> int | None:
+    """Lightning's batch-size finder (``mode="power"``): the largest batch, doubling from ``cfg.batch``
+    for ``cfg.batch_find_trials`` trials, that runs a few training steps without running out of memory.
+    Reported only: the model and the datamodule are left as they were (``cfg.batch`` is used)."""
+    from lightning.pytorch.tuner import Tuner
+
+    state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    tune_trainer = L.Trainer(**{**trainer_kwargs, "logger": False, "callbacks": [],
+                                "default_root_dir": output_dir / "batch_find"})
+    try:
+        found = Tuner(tune_trainer).scale_batch_size(module, datamodule=dm, mode="power", steps_per_trial=2,
+                                                     init_val=cfg.batch, max_trials=cfg.batch_find_trials,
+                                                     batch_arg_name="batch_size")
+    finally:
+        dm.batch_size = cfg.batch
+        module.load_state_dict(state)
+    return int(found) if found else None
 
 
 def train(cfg: ClassifierConfig, output_dir: str | Path, enable_progress_bar: bool = False,
@@ -288,9 +418,12 @@ def train(cfg: ClassifierConfig, output_dir: str | Path, enable_progress_bar: bo
     if counts["train"] == 0 or counts["validation"] == 0:
         raise RuntimeError(f"no usable images (counts {counts}); skipped: {dm.skipped()[:5]}")
     module = module or ClassifierModule(cfg, dm.classes)
+    ckpt_path = resolve_resume(cfg.resume, output_dir)
 
     callbacks = build_callbacks(cfg, output_dir)
     loggers = [CSVLogger(output_dir, name="logs", version=""), TensorBoardLogger(output_dir, name="tb", version="")]
+    if ckpt_path is not None:
+        _continue_csv_log(loggers[0])
     steps_per_epoch = max(1, counts["train"] // cfg.batch)
     trainer_kwargs = dict(
         accelerator=_accelerator(device), devices=cfg.devices, strategy=cfg.strategy, precision=precision,
@@ -298,7 +431,7 @@ def train(cfg: ClassifierConfig, output_dir: str | Path, enable_progress_bar: bo
         callbacks=list(callbacks.values()) + list(extra_callbacks or []),
         enable_progress_bar=enable_progress_bar, enable_model_summary=False, num_sanity_val_steps=0,
         log_every_n_steps=max(1, min(50, steps_per_epoch)), default_root_dir=output_dir,
-        max_time={"minutes": cfg.max_time_min} if cfg.max_time_min else None,
+        plugins=[AtomicCheckpointIO()],
         deterministic=False, benchmark=device.type == "cuda",
     )
     with warnings.catch_warnings(), quiet_lightning(not enable_progress_bar):
@@ -309,12 +442,14 @@ def train(cfg: ClassifierConfig, output_dir: str | Path, enable_progress_bar: bo
         warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
         warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
         warnings.filterwarnings("ignore", message=".*weights_only.*")
-        lr_finder = None
-        if cfg.lr_find:
+        lr_finder = batch_found = None
+        if cfg.batch_find and ckpt_path is None:
+            batch_found = find_batch_size(cfg, module, dm, trainer_kwargs, output_dir)
+        if cfg.lr_find and ckpt_path is None:  # a resumed run keeps the LR of its first sitting
             from lightning.pytorch.tuner import Tuner
 
             tune_trainer = L.Trainer(**{**trainer_kwargs, "logger": False, "callbacks": [],
-                                        "max_time": None, "default_root_dir": output_dir / "lr_find"})
+                                        "default_root_dir": output_dir / "lr_find"})
             lr_finder = Tuner(tune_trainer).lr_find(module, datamodule=dm, num_training=cfg.lr_find_steps,
                                                     min_lr=1e-5, max_lr=1.0, update_attr=False,
                                                     early_stop_threshold=None)
@@ -322,7 +457,7 @@ def train(cfg: ClassifierConfig, output_dir: str | Path, enable_progress_bar: bo
                 module.lr = float(lr_finder.suggestion())
         trainer = L.Trainer(**trainer_kwargs)
         t1 = time.perf_counter()
-        trainer.fit(module, datamodule=dm)
+        trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
         fit_seconds = time.perf_counter() - t1
 
     ckpt: ModelCheckpoint = callbacks["checkpoint"]
@@ -334,7 +469,7 @@ def train(cfg: ClassifierConfig, output_dir: str | Path, enable_progress_bar: bo
         if best_path:
             state = torch.load(best_path, map_location="cpu", weights_only=False)
             best_epoch = int(state.get("epoch", -1))
-            best_module = ClassifierModule(state["hyper_parameters"]["cfg"], state["hyper_parameters"]["classes"])
+            best_module = ClassifierModule(cfg, dm.classes)  # this run's architecture, whichever sitting saved it
             best_module.load_state_dict(state["state_dict"])
             model = best_module.model
         else:  # no validation finished (time limit inside the first epoch): export the final weights
@@ -347,8 +482,11 @@ def train(cfg: ClassifierConfig, output_dir: str | Path, enable_progress_bar: bo
         reason = "interrupted"
     elif "early_stopping" in callbacks and callbacks["early_stopping"].stopped_epoch > 0:
         reason = f"early stopping after epoch {callbacks['early_stopping'].stopped_epoch}"
+    elif "time_budget" in callbacks and callbacks["time_budget"].stopped:
+        reason = (f"time_budget_h ({cfg.time_budget_h} h) at the end of epoch {trainer.current_epoch - 1}: "
+                  f"resume to continue to {cfg.epochs} epochs")
     elif trainer.current_epoch < cfg.epochs:
-        reason = f"max_time ({cfg.max_time_min} min)"
+        reason = f"stopped after {trainer.current_epoch} of {cfg.epochs} epochs"
     else:
         reason = "max_epochs"
     result = TrainResult(
@@ -357,12 +495,24 @@ def train(cfg: ClassifierConfig, output_dir: str | Path, enable_progress_bar: bo
         stopped_reason=reason, train_images_per_s=callbacks["throughput"].images_per_s, fit_seconds=fit_seconds,
         store_seconds=store_seconds, params=count_parameters(module.model), precision=precision,
         device=str(device), lr_used=float(module.lr), lr_finder=lr_finder, skipped=dm.skipped(), counts=counts,
-        started=started, ended=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+        started=started, ended=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        batch_found=batch_found, resumed_from=str(ckpt_path) if ckpt_path else None,
+        global_step=int(trainer.global_step))
     (output_dir / "train_summary.json").write_text(json.dumps(result.summary(), indent=2, default=str))
+    if trainer.is_global_zero:
+        RunRecord(task="classify", family="classifier", arch=cfg.model, classes=list(dm.classes),
+                  dataset=Path(cfg.dataset).name if cfg.dataset else CLOTHING_SMALL, imgsz=cfg.imgsz,
+                  weights=relative(weights_path, output_dir) if weights_path else None, backend="lightning",
+                  split={"train": {"images": counts["train"]}, "val": {"images": counts["validation"]}},
+                  metrics={f"val_{cfg.monitor.removeprefix('val_')}": best_score, "best_epoch": best_epoch},
+                  config=cfg.to_dict(), provenance=provenance(result), name=cfg.name).save(output_dir)
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
+    from clothingrec.paths import configure_environment
+
+    configure_environment()
     parser = argparse.ArgumentParser(prog="python -m clothingrec.classify.training", description=__doc__)
     parser.add_argument("--config", default="smoke", help="profile (smoke/full) or YAML path")
     parser.add_argument("--output-dir", required=True)
