@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from clothingrec import serve
+from clothingrec.classify.inference import split_tensor
 from clothingrec.paths import RUNS_DIR, configure_environment
 from clothingrec.serve.timing import compare_latency
 
@@ -40,8 +41,8 @@ DETECTORS = ("fasterrcnn", "maskrcnn", "yolo")
 def bench_classifier(args, log) -> dict:
     loaded, desc = B.resolve_classifier(args.classifier, args.classifier_imgsz, seed=args.seed)
     split_max = 64 if args.quick else None
-    images, _, _ = serve.split_tensor(loaded, "test", max_images=split_max)
-    calibration, _, _ = serve.split_tensor(loaded, "train", per_class=2 if args.quick else 8, seed=args.seed)
+    images, _, _ = split_tensor(loaded, "test", max_images=split_max)
+    calibration, _, _ = split_tensor(loaded, "train", per_class=2 if args.quick else 8, seed=args.seed)
     backends = ["onnx-fp32", "onnx-int8"] + (["compile"] if args.compile else [])
     entries = serve.classifier.build_backends(loaded.model, loaded.imgsz, backends=backends, calibration=calibration,
                                               threads=args.threads, workdir=args.workdir, log=log)

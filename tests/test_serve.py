@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from clothingrec import serve, zoo
+from clothingrec.classify.inference import split_tensor
 from clothingrec.serve import agreement as agree
 from clothingrec.serve.classifier import build_backends, choose, evaluate_backends
 from clothingrec.structures import Classifier, Detections
@@ -32,13 +33,13 @@ def classifier():
 
 @pytest.fixture(scope="module")
 def test_split(classifier):
-    x, labels, paths = serve.split_tensor(classifier, "test")
+    x, labels, paths = split_tensor(classifier, "test")
     return x, labels, paths
 
 
 @pytest.fixture(scope="module")
 def classifier_backends(classifier, tmp_path_factory):
-    calibration, _, _ = serve.split_tensor(classifier, "train", per_class=2)
+    calibration, _, _ = split_tensor(classifier, "train", per_class=2)
     return build_backends(classifier.model, classifier.imgsz, backends=("onnx-fp32", "onnx-int8"),
                           calibration=calibration, threads=1, workdir=tmp_path_factory.mktemp("serve-clf"))
 

@@ -184,7 +184,7 @@ def untrained_classifier(name: str = "mobilenet_v3_small", imgsz: int = 64, *, s
     classifier = ImageClassifier(model, CLASSES, int(imgsz), int(round(imgsz / crop_frac)),
                                  {"arch": name, "source": note})
     if calibration_per_class:
-        from clothingrec.serve.classifier import split_tensor
+        from clothingrec.classify.inference import split_tensor
 
         x, _, _ = split_tensor(classifier, "train", per_class=calibration_per_class, seed=seed)
         recalibrate_batchnorm(model, [x[i:i + 16] for i in range(0, len(x), 16)])

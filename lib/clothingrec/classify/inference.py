@@ -160,3 +160,22 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> Ima
         raise ValueError(f"{path}: weights do not fit {arch} (missing {missing[:5]}, unexpected {unexpected[:5]})")
     model.eval().to(resolve_device(device))
     return ImageClassifier(model, classes, int(imgsz), int(resize_size), meta)
+
+
+def split_tensor(loaded: ImageClassifier, split: str = "validation", max_images: int | None = None,
+                 per_class: int | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Normalised eval inputs of a clothing-dataset-small split (decoded once, cached by the image store)."""
+    from clothingrec.classify.augment import eval_batch
+    from clothingrec.classify.store import build_store
+    from clothingrec.datasets.clothing_small import read_split
+
+    index = read_split(split, classes=tuple(loaded.classes))
+    if per_class:
+        index = index.subset(per_class, seed=seed)
+    if max_images is not None and len(index.records) > max_images:  # evenly spaced: every class represented
+        step = len(index.records) / max_images
+        index.records = [index.records[int(i * step)] for i in range(max_images)]
+    size = loaded.resize_size or loaded.imgsz
+    store = build_store(index, size)
+    x = eval_batch(store.images, loaded.imgsz, channels_last=False)
+    return x, store.labels, store.paths

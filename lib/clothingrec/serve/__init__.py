@@ -24,7 +24,7 @@ the weights)::
 On an accelerator (predictor/model not on the CPU) the eager model is served unchanged.
 """
 from clothingrec.serve.agreement import classifier_agreement, detector_agreement, match_detections
-from clothingrec.serve.classifier import ServingClassifier, serving_classifier, split_tensor
+from clothingrec.serve.classifier import ServingClassifier, serving_classifier
 from clothingrec.serve.detector import fastest_predictor, hybrid_rcnn
 from clothingrec.serve.onnx import OrtModule, cpu_flags, export_onnx, ort_session
 from clothingrec.serve.pipeline import PERSON_BACKENDS, SERVING_MODES, agreement_images, backend_of, serve_detectors
@@ -32,6 +32,6 @@ from clothingrec.serve.timing import compare_latency
 from clothingrec.zoo import validation_images
 
 __all__ = ["classifier_agreement", "detector_agreement", "match_detections", "ServingClassifier",
-           "serving_classifier", "split_tensor", "fastest_predictor", "hybrid_rcnn", "validation_images", "OrtModule",
+           "serving_classifier", "fastest_predictor", "hybrid_rcnn", "validation_images", "OrtModule",
            "cpu_flags", "export_onnx", "ort_session", "compare_latency", "PERSON_BACKENDS", "SERVING_MODES",
            "agreement_images", "backend_of", "serve_detectors"]

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from clothingrec.classify.inference import ImageClassifier, Predictions, load_classifier
+from clothingrec.classify.inference import ImageClassifier, Predictions, load_classifier, split_tensor
 from clothingrec.serve import agreement as agree
 from clothingrec.serve.onnx import (
     SERVE_CACHE,
@@ -83,25 +83,6 @@ class ServingClassifier:
     def describe(self) -> dict:
         return {"backend": self.backend, "imgsz": self.imgsz, "agreement": self.agreement,
                 "latency": self.latency, "candidates": self.candidates}
-
-
-def split_tensor(loaded: ImageClassifier, split: str = "validation", max_images: int | None = None,
-                 per_class: int | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Normalised eval inputs of a clothing-dataset-small split (decoded once, cached by the image store)."""
-    from clothingrec.classify.augment import eval_batch
-    from clothingrec.classify.store import build_store
-    from clothingrec.datasets.clothing_small import read_split
-
-    index = read_split(split, classes=tuple(loaded.classes))
-    if per_class:
-        index = index.subset(per_class, seed=seed)
-    if max_images is not None and len(index.records) > max_images:  # evenly spaced: every class represented
-        step = len(index.records) / max_images
-        index.records = [index.records[int(i * step)] for i in range(max_images)]
-    size = loaded.resize_size or loaded.imgsz
-    store = build_store(index, size)
-    x = eval_batch(store.images, loaded.imgsz, channels_last=False)
-    return x, store.labels, store.paths
 
 
 def _export_dir(model: nn.Module, imgsz: int, workdir) -> Path:
