@@ -7,23 +7,41 @@ evaluated on their last (SWA) weights.  Per-class precision / recall / F1 / supp
 the confusion matrices are transcribed from that README; :func:`published_table_from_confusion`
 recomputes the per-class rows from the confusion matrices with scikit-learn, and the unit
 tests check both agree (to the README's rounding).
+
+Two test sets, one evaluation: :func:`evaluate_index` predicts any
+:class:`~clothingrec.datasets.clothing_small.SplitIndex`; :func:`evaluate` gives it clothing-dataset-small's
+split (in-domain: product photos), :func:`evaluate_ood` the CCP garment crops' ``test`` part
+(out-of-domain: worn clothing cut from street photos, :mod:`clothingrec.datasets.ccp_crops`).  Both are
+scored by the same scikit-learn functions; :func:`metrics_record` writes the in-domain numbers at the top
+level of ``metrics.json`` (names the comparison reads) and the out-of-domain ones under :data:`OOD_KEY`
+(:func:`ood_metrics`).
 """
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import (accuracy_score, classification_report, confusion_matrix, f1_score,
-                             precision_recall_fscore_support)
+from sklearn.metrics import (
+    accuracy_score,
+    classification_report,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+    recall_score,
+)
 
 from clothingrec.datasets.clothing_small import CLASSES
 
 PUBLISHED_LABEL = "published, ImageNet-pretrained, GPU"
+IN_DOMAIN = "clothing-dataset-small"
+#: the out-of-domain test set's name, and its key in a classifier's ``metrics.json``
+OOD_DATASET = "ccp-crops"
+OOD_KEY = "ood_ccp_crops"
 PUBLISHED_SOURCE = ("SamirGouda/YOLOX-Clothing_Classifier, clothing-classifier/README.md "
                     "(test split of clothing-dataset-small, 372 images)")
 
@@ -189,6 +207,7 @@ class Evaluation:
     split: str
     skipped: list[tuple[str, str]]
     images_per_s: float
+    dataset: str = IN_DOMAIN
 
     def table(self) -> pd.DataFrame:
         return classification_table(self.y_true, self.y_pred, self.classes, self.split)
@@ -213,21 +232,51 @@ class Evaluation:
 def evaluate(weights: str | Path, split: str = "test", dataset: str | Path | None = None,
              eval_per_class: int | None = None, batch_size: int = 64, device: str = "auto",
              threads: int | None = None, cache_store: bool = True, seed: int = 0) -> Evaluation:
-    """Predict ``split`` with exported weights (the best validation checkpoint of a run)."""
+    """Predict clothing-dataset-small's ``split`` with exported weights (the best validation checkpoint
+    of a run): :func:`evaluate_index` on that split (``eval_per_class``: a seeded subset per class)."""
+    from clothingrec.classify.inference import load_classifier
+    from clothingrec.datasets.clothing_small import read_split
+    from clothingrec.device import resolve_device
+
+    loaded = load_classifier(weights, device=resolve_device(device))
+    index = read_split(split, dataset, loaded.classes).subset(eval_per_class, seed=seed)
+    return evaluate_index(loaded, index, IN_DOMAIN, batch_size=batch_size, device=device, threads=threads,
+                          cache_store=cache_store)
+
+
+def evaluate_ood(weights: str | Path, part: str = "test", root: str | Path | None = None,
+                 eval_per_class: int | None = None, batch_size: int = 64, device: str = "auto",
+                 threads: int | None = None, cache_store: bool = True, seed: int = 0) -> Evaluation:
+    """The out-of-domain evaluation: :func:`evaluate_index` on the CCP garment crops of ``part``
+    (``root``: ``data/ccp-crops`` by default, built by ``make data``)."""
+    from clothingrec.datasets.ccp_crops import read_crops
+
+    index = read_crops(part, root).subset(eval_per_class, seed=seed)
+    return evaluate_index(weights, index, OOD_DATASET, batch_size=batch_size, device=device, threads=threads,
+                          cache_store=cache_store)
+
+
+def evaluate_index(weights, index, dataset: str = IN_DOMAIN, batch_size: int = 64,
+                   device: str = "auto", threads: int | None = None, cache_store: bool = True) -> Evaluation:
+    """Predict every image of ``index`` (a :class:`~clothingrec.datasets.clothing_small.SplitIndex`, labelled
+    in the classifier's class order) with exported weights (a path, or a loaded
+    :class:`~clothingrec.classify.inference.ImageClassifier`); ``dataset`` names the set in the result."""
     import time
 
     import torch
 
     from clothingrec.classify.augment import eval_batch
-    from clothingrec.classify.inference import load_classifier
+    from clothingrec.classify.inference import ImageClassifier, load_classifier
     from clothingrec.classify.store import build_store
-    from clothingrec.datasets.clothing_small import read_split
     from clothingrec.device import resolve_device, set_threads
 
     set_threads(threads)
     dev = resolve_device(device)
-    loaded = load_classifier(weights, device=dev)
-    index = read_split(split, dataset, loaded.classes).subset(eval_per_class, seed=seed)
+    loaded = weights if isinstance(weights, ImageClassifier) else load_classifier(weights, device=dev)
+    dev = next(loaded.model.parameters()).device
+    split = index.split
+    if tuple(index.classes) != tuple(loaded.classes):
+        raise ValueError(f"{dataset} {split}: classes {index.classes} differ from the classifier's {loaded.classes}")
     store = build_store(index, loaded.resize_size, cache=cache_store)
     model = loaded.model.to(memory_format=torch.channels_last)
     probs = []
@@ -239,17 +288,67 @@ def evaluate(weights: str | Path, split: str = "test", dataset: str | Path | Non
     seconds = time.perf_counter() - start
     probs_np = torch.cat(probs).numpy() if probs else np.zeros((0, len(loaded.classes)))
     return Evaluation(store.labels.numpy(), probs_np.argmax(axis=1), probs_np, list(store.paths),
-                      loaded.classes, split, list(store.skipped), len(store) / seconds if seconds else math.nan)
+                      loaded.classes, split, list(store.skipped), len(store) / seconds if seconds else math.nan,
+                      dataset)
 
 
 def metrics_record(ev: Evaluation, *, name: str, model: str, imgsz: int, params: int,
-                   provenance: dict, dataset: str = "clothing-dataset-small") -> dict:
-    """The project's classifier ``metrics.json`` record (fractions, not percent)."""
+                   provenance: dict, dataset: str = "clothing-dataset-small", ood: Evaluation | None = None) -> dict:
+    """The project's classifier ``metrics.json`` record (fractions, not percent): the in-domain evaluation
+    ``ev`` at the top level, the out-of-domain one ``ood`` (if given) under :data:`OOD_KEY`."""
     m = ev.metrics()
-    return {"kind": "classifier", "name": name, "model": model, "dataset": dataset, "split": ev.split,
-            "accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "weighted_f1": m["weighted_f1"],
-            "micro_f1": m["micro_f1"], "per_class": m["per_class"], "num_images": int(len(ev.y_true)),
-            "imgsz": int(imgsz), "params": int(params), "provenance": provenance}
+    record = {"kind": "classifier", "name": name, "model": model, "dataset": dataset, "split": ev.split,
+              "accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "weighted_f1": m["weighted_f1"],
+              "micro_f1": m["micro_f1"], "per_class": m["per_class"], "num_images": int(len(ev.y_true)),
+              "imgsz": int(imgsz), "params": int(params), "provenance": provenance}
+    if ood is not None:
+        record[OOD_KEY] = ood_metrics(ood)
+    return record
+
+
+def ood_metrics(ev: Evaluation) -> dict:
+    """One test set's entry of ``metrics.json`` (the :data:`OOD_KEY` one): accuracy, macro-F1, per-class
+    recall and support, confusion matrix (rows true, columns predicted, in ``classes`` order), image count.
+    scikit-learn, with every class as a label (a class without images has recall 0 and counts in macro-F1)."""
+    labels = list(range(len(ev.classes)))
+    recall = recall_score(ev.y_true, ev.y_pred, labels=labels, average=None, zero_division=0)
+    support = np.bincount(np.asarray(ev.y_true, dtype=int), minlength=len(labels))
+    return {"dataset": ev.dataset, "split": ev.split,
+            "accuracy": float(accuracy_score(ev.y_true, ev.y_pred)),
+            "macro_f1": float(f1_score(ev.y_true, ev.y_pred, labels=labels, average="macro", zero_division=0)),
+            "per_class_recall": {c: float(recall[i]) for i, c in enumerate(ev.classes)},
+            "per_class_support": {c: int(support[i]) for i, c in enumerate(ev.classes)},
+            "confusion": ev.confusion().tolist(), "num_images": int(len(ev.y_true))}
+
+
+def side_by_side(evaluations: dict[str, Evaluation]) -> pd.DataFrame:
+    """Accuracy, macro-F1 and per-class recall (percent) and image counts of several evaluations of one
+    classifier, one column per test set (``{label: evaluation}``) and a ``support`` column per set."""
+    columns = {}
+    for label, ev in evaluations.items():
+        m = ood_metrics(ev)
+        columns[label] = {"accuracy": _pct(m["accuracy"]), "macro-F1": _pct(m["macro_f1"]),
+                          **{f"recall {c}": _pct(r) for c, r in m["per_class_recall"].items()}}
+        columns[f"{label} images"] = {"accuracy": m["num_images"], "macro-F1": m["num_images"],
+                                      **{f"recall {c}": n for c, n in m["per_class_support"].items()}}
+    table = pd.DataFrame(columns)
+    table.index.name = "metric"
+    return table
+
+
+def finished_run(run: str | Path) -> Path:
+    """``run`` if it is a finished ``09_train_classifier`` run (exported weights and a ``train_summary.json``
+    that does not ask to be resumed), else ``RuntimeError``: a run still training (no summary yet, or a
+    summary from an earlier chunk) or stopped by its time budget is not evaluated by default."""
+    run = Path(run)
+    summary = run / "train_summary.json"
+    if not summary.is_file() or not list(run.glob("*.pt")):
+        raise RuntimeError(f"{run}: no train_summary.json or exported weights yet (still training?); "
+                           "pass run_dir of a finished run")
+    reason = str(json.loads(summary.read_text(encoding="utf-8")).get("stopped_reason", ""))
+    if reason.startswith(("time_budget_h", "interrupted")):
+        raise RuntimeError(f"{run}: unfinished ({reason}); pass run_dir to evaluate it anyway")
+    return run
 
 
 def write_metrics(record: dict, output_dir: str | Path) -> Path:
@@ -270,11 +369,23 @@ def plot_confusion(matrix, classes: Sequence[str] = CLASSES, title: str = "confu
         _, ax = plt.subplots(figsize=(7, 6))
     data = m / m.sum(axis=1, keepdims=True).clip(min=1) if normalize else m
     sns.heatmap(data, annot=m.astype(int), fmt="d", cmap="Blues", xticklabels=classes, yticklabels=classes,
-                cbar=normalize, ax=ax, square=True)
+                cbar=normalize, ax=ax, square=True, vmin=0.0 if normalize else None, vmax=1.0 if normalize else None)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
     return ax.figure
+
+
+def plot_confusions(evaluations: dict[str, Evaluation], normalize: bool = True):
+    """One confusion matrix per evaluation side by side (``{title: evaluation}``); colour is the row share
+    (recall) by default, so test sets of different sizes compare, and the cells show counts."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(evaluations), figsize=(7 * len(evaluations), 5.6), squeeze=False)
+    for ax, (title, ev) in zip(axes.flat, evaluations.items()):
+        plot_confusion(ev.confusion(), ev.classes, f"{title} ({len(ev.y_true)} images)", ax=ax, normalize=normalize)
+    fig.tight_layout()
+    return fig
 
 
 def plot_misclassified(ev: Evaluation, max_images: int = 12, columns: int = 6, size: int = 112):
