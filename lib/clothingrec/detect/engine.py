@@ -13,7 +13,7 @@ checkpoints; ``resume=True`` continues from ``last.pt`` at the saved step, with 
 flips as an uninterrupted run.  ``time_limit_s`` ends the run at an epoch boundary, after the
 epoch's evaluation: the last epoch that the budget still fits (measured on the previous one).  Multi-GPU: launch with ``torchrun --nproc_per_node N``; the loop
 uses ``DistributedDataParallel`` (NCCL on CUDA, gloo on CPU) and rank 0 evaluates and saves.
-Files: ``history.csv`` (per epoch), ``steps.csv`` (per step), ``checkpoints/``.
+Files: ``history.csv`` (per epoch), ``steps.csv`` (per step), ``checkpoints/``, ``tb/`` (TensorBoard).
 """
 from __future__ import annotations
 
@@ -146,7 +146,7 @@ def _to_device(images, targets, device):
 
 def train_one_epoch(model, optimizer, scheduler, loader, device, *, epoch: int, global_step: int,
                     step_in_epoch: int = 0, clip_grad: float | None = None, max_steps: int | None = None,
-                    on_step=None, log=None, log_every: int = 20):
+                    on_step=None, log=None, log_every: int = 20, writer=None):
     """One pass over ``loader`` (which may start mid-epoch). Returns (rows, global_step, step_in_epoch, stopped)."""
     model.train()
     rows = []
@@ -179,6 +179,9 @@ def train_one_epoch(model, optimizer, scheduler, loader, device, *, epoch: int, 
                "loss": float(loss.detach()), "seconds": time.perf_counter() - start}
         row.update({k: float(v.detach()) for k, v in losses.items()})
         rows.append(row)
+        if writer is not None:  # TensorBoard (rank 0): per-step loss terms and learning rate
+            for key in ("loss", "lr", *losses):
+                writer.add_scalar(f"train/{key}", row[key], global_step)
         if log and log_every and (global_step % log_every == 0):
             log(f"[train] epoch {epoch} step {step_in_epoch} loss {row['loss']:.4f} lr {lr:.5f}")
         if on_step is not None:
@@ -221,6 +224,15 @@ def evaluate(model, dataset: CocoDetection, device, *, batch: int = 2, max_image
     with_masks = getattr(model.roi_heads, "mask_predictor", None) is not None
     results, ids = predict_results(model, dataset, device, batch=batch, max_images=max_images)
     return evaluate_predictions(dataset.coco, results, segm=with_masks, image_ids=ids)
+
+
+def _tensorboard(out_dir: Path):
+    """A SummaryWriter on ``<out_dir>/tb`` (``make tensorboard`` reads runs/); None without tensorboard."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(log_dir=str(Path(out_dir) / "tb"))
 
 
 def _save(path: Path, payload: dict) -> None:
@@ -316,6 +328,7 @@ def train(train_json, train_images, val_json, val_images, out_dir, config: Train
         if cfg.checkpoint_every_steps and gs % cfg.checkpoint_every_steps == 0 and sie < n_batches:
             checkpoint(last, epoch, sie)
 
+    writer = _tensorboard(out_dir) if rank == 0 else None
     started = time.time()
     interrupted = False
     epoch_seconds = 0.0  # the last full epoch, training + evaluation
@@ -333,7 +346,7 @@ def train(train_json, train_images, val_json, val_images, out_dir, config: Train
         rows, global_step, step_in_epoch, stopped = train_one_epoch(
             net, optimizer, scheduler, loader, device, epoch=epoch, global_step=global_step,
             step_in_epoch=step_in_epoch, clip_grad=cfg.clip_grad, max_steps=cfg.max_steps,
-            on_step=on_step, log=log if rank == 0 else None, log_every=cfg.log_every)
+            on_step=on_step, log=log if rank == 0 else None, log_every=cfg.log_every, writer=writer)
         step_rows.extend(rows)
         if step_in_epoch < epoch_len:
             # interrupted mid-epoch: save the position and stop
@@ -363,6 +376,11 @@ def train(train_json, train_images, val_json, val_images, out_dir, config: Train
                              "label_to_coco": train_ds.label_to_coco, "model": model.state_dict(),
                              "epoch": epoch + 1, "global_step": global_step, "bbox_AP50": best_ap50})
         epoch_rows.append(row)
+        if writer is not None:  # per-epoch AP / AP50 and mean losses
+            for key, value in row.items():
+                if isinstance(value, float) and key != "lr":
+                    writer.add_scalar(f"epoch/{key}", value, epoch + 1)
+            writer.flush()
         epoch += 1
         step_in_epoch = 0
         epoch_seconds = time.perf_counter() - t0
@@ -380,6 +398,8 @@ def train(train_json, train_images, val_json, val_images, out_dir, config: Train
                 log(f"[train] {why}: stopped after epoch {epoch}; resume=True continues")
             break
     hist, steps = _write_tables(out_dir, epoch_rows, step_rows) if rank == 0 else (None, None)
+    if writer is not None:
+        writer.close()
     if distributed:
         torch.distributed.barrier()
     report = sorted(set(train_ds.report)) + sorted(set(val_ds.report))

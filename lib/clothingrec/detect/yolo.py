@@ -98,6 +98,17 @@ def _collect(save_dir: Path, model: str, task: str) -> YoloRun:
                    results=results, plots=plots, model=model, task=task)
 
 
+def _enable_tensorboard() -> None:
+    """ultralytics' own TensorBoard callback: event files in the run's save_dir (``make tensorboard``)."""
+    try:
+        import tensorboard  # noqa: F401
+        from ultralytics.utils import SETTINGS
+    except ImportError:
+        return
+    if SETTINGS.get("tensorboard") is not True:
+        SETTINGS.update({"tensorboard": True})  # read per trainer; stored in $YOLO_CONFIG_DIR/settings.json
+
+
 def train_yolo(data_yaml, out_dir, *, model: str = "yolov8n", task: str = "detect", pretrained=False,
                epochs: int = 1, imgsz: int = 640, batch: int = 16, workers: int = 8, device="auto",
                seed: int = 0, time_budget_h: float | None = None, patience: int = 100, resume: bool = False,
@@ -108,6 +119,7 @@ def train_yolo(data_yaml, out_dir, *, model: str = "yolov8n", task: str = "detec
     out_dir = Path(out_dir).resolve()
     save_dir = out_dir / name
     last = save_dir / "weights" / "last.pt"
+    _enable_tensorboard()
     if resume and last.is_file():
         with quiet_ultralytics(quiet):
             YOLO(str(last)).train(resume=True)
