@@ -91,18 +91,50 @@ def detector_batch_call(predictor, images):
     return lambda: [predictor.predict(im) for im in images]
 
 
+def yolo_stages(predictor, image, *, repeats: int = 5) -> dict:
+    """Median pre-processing / model / post-processing ms of ``predictor.predict(image)`` as ultralytics
+    reports them (``Results.speed``), batch 1: where an end-to-end figure goes."""
+    from clothingrec.detect.yolo import quiet_ultralytics
+
+    bgr = np.ascontiguousarray(image[..., ::-1])
+    speeds = []
+    for _ in range(max(1, repeats)):
+        with quiet_ultralytics(True):
+            res = predictor.model.predict(bgr, imgsz=predictor.imgsz, conf=predictor.conf, iou=predictor.iou,
+                                          max_det=predictor.max_det, device=predictor.device, verbose=False)
+        speeds.append(res[0].speed)
+    return {k: float(np.median([s[k] for s in speeds])) for k in ("preprocess", "inference", "postprocess")}
+
+
+def yolo_model_call(predictor, image):
+    """A zero-argument callable running only the backend (eager torch / ONNX Runtime / OpenVINO) on ``image``
+    letterboxed as ultralytics' predict does it: the model-only time."""
+    from clothingrec.detect.yolo import quiet_ultralytics
+
+    bgr = np.ascontiguousarray(image[..., ::-1])
+    with quiet_ultralytics(True):
+        predictor.model.predict(bgr, imgsz=predictor.imgsz, conf=predictor.conf, iou=predictor.iou,
+                                max_det=predictor.max_det, device=predictor.device, verbose=False)
+    inner = predictor.model.predictor  # ultralytics' predictor, set up by the call above
+    im = inner.preprocess([bgr])
+
+    def call():
+        with torch.inference_mode():
+            inner.model(im)
+    return call
+
+
 def machine() -> dict:
     from clothingrec import envinfo
     from clothingrec.serve.onnx import cpu_flags
 
     info = envinfo.machine_report(device="cpu")
     versions = envinfo.package_versions()
-    try:
-        import onnxruntime
-
-        versions["onnxruntime"] = onnxruntime.__version__
-    except ImportError:  # pragma: no cover
-        pass
+    for name in ("onnxruntime", "openvino"):
+        try:
+            versions[name] = __import__(name).__version__
+        except ImportError:  # pragma: no cover
+            versions[name] = "not installed"
     try:
         load = [round(v, 2) for v in os.getloadavg()]
     except OSError:  # pragma: no cover

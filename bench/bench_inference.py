@@ -1,7 +1,8 @@
 """Inference latency and throughput: eager PyTorch vs the project's serving path, in one run.
 
 For the classifier and each detector (Faster R-CNN, Mask R-CNN, YOLO) this builds every serving
-candidate (:mod:`clothingrec.serve`: ONNX Runtime fp32 / int8, the R-CNN hybrid), checks that it
+candidate (:mod:`clothingrec.serve`: ONNX Runtime fp32 / int8, OpenVINO fp32 for YOLO and the
+classifier, the R-CNN hybrid), checks that it
 agrees with eager PyTorch (classifier: same top-1 on the test split, logits within tolerance;
 detectors: boxes matched at IoU ≥ 0.9 on validation images), then times, interleaved in rounds so a
 noisy machine hits every backend alike:
@@ -10,7 +11,13 @@ noisy machine hits every backend alike:
 - throughput: the classifier on batches of 32, a detector on one batch of ``--det-batch`` images
   through its model (torchvision: a list of images; YOLO: ultralytics' list predict),
 
-and marks the backend the serving path chooses (fastest that agrees).  Models: the curated trained
+and marks the backend the serving path chooses (fastest that agrees).  A side-by-side table then gives,
+for YOLO and the classifier, batch-1 end to end (YOLO: ``predict(RGB image) -> Detections``, letterbox
+and NMS included; classifier: ``classify(RGB image)``, resize / normalise / softmax included) next to the
+model-only time (the backend's forward on an already prepared tensor), and YOLO's pre / model / post split
+as ultralytics reports it.  One thread count (``--threads``, default torch's) is given to torch, ONNX
+Runtime (intra-op) and OpenVINO (``INFERENCE_NUM_THREADS``, ``NUM_STREAMS`` 1, ``PERFORMANCE_HINT``
+LATENCY, fp32) and stated.  Models: the curated trained
 weights under runs/results/ when present, else seeded untrained stand-ins (BatchNorm re-estimated on
 real images; stated in the table).  Writes runs/bench/inference.json and inference.md.
 Figures only: nothing here is asserted.
@@ -41,14 +48,28 @@ DETECTORS = ("fasterrcnn", "maskrcnn", "yolo")
 def bench_classifier(args, log) -> dict:
     loaded, desc = B.resolve_classifier(args.classifier, args.classifier_imgsz, seed=args.seed)
     split_max = 64 if args.quick else None
-    images, _, _ = split_tensor(loaded, "test", max_images=split_max)
+    images, _, paths = split_tensor(loaded, "test", max_images=split_max)
     calibration, _, _ = split_tensor(loaded, "train", per_class=2 if args.quick else 8, seed=args.seed)
-    backends = ["onnx-fp32", "onnx-int8"] + (["compile"] if args.compile else [])
+    backends = ["onnx-fp32", "onnx-int8", "openvino-fp32"] + (["compile"] if args.compile else [])
     entries = serve.classifier.build_backends(loaded.model, loaded.imgsz, backends=backends, calibration=calibration,
                                               threads=args.threads, workdir=args.workdir, log=log)
     rows = serve.classifier.evaluate_backends(entries, images, rounds=args.rounds, repeats=args.repeats,
                                               throughput_batch=args.batch, throughput_repeats=args.throughput_repeats)
     chosen = serve.classifier.choose(rows)["backend"]
+    # end to end, batch 1: a real RGB photo through classify() (resize, normalise, logits, softmax)
+    from clothingrec.evaluate import read_image
+
+    photo = read_image(paths[0])
+    calls = {}
+    for name, e in entries.items():
+        if e["module"] is not None:
+            served = serve.ServingClassifier(loaded, e["module"], name)
+            calls[name] = (lambda s=served: s.classify(photo))
+    e2e = compare_latency(calls, rounds=args.rounds, repeats=args.repeats)
+    for row in rows:
+        if row["backend"] in e2e:
+            row["end_to_end"] = e2e[row["backend"]]
+            row["model_only"] = row.get("batch1")
     return {"model": "classifier", "description": desc, "imgsz": loaded.imgsz, "agreement_images": int(len(images)),
             "agreement_split": "test" if split_max is None else f"test ({split_max} evenly spaced)",
             "throughput_batch": args.batch, "chosen": chosen, "rows": rows}
@@ -70,6 +91,15 @@ def bench_detector(kind: str, args, images, log) -> dict:
         if row["backend"] in thr:
             t = thr[row["backend"]]
             row["throughput"] = {**t, "batch": args.det_batch, "images_per_s": args.det_batch / (t["median_ms"] / 1000)}
+    if serve.detector.is_yolo(pred):  # model-only and the pre / model / post split, same first image
+        live = {name: e["predictor"] for name, e in candidates.items() if name in calls}
+        model_only = compare_latency({n: B.yolo_model_call(p, images[0]) for n, p in live.items()},
+                                     rounds=args.rounds, repeats=max(3, args.det_repeats * 3))
+        for row in rows:
+            if row["backend"] in live:
+                row["end_to_end"] = row.get("batch1")
+                row["model_only"] = model_only.get(row["backend"])
+                row["stages"] = B.yolo_stages(live[row["backend"]], images[0], repeats=max(3, args.det_repeats * 3))
     usable = [r for r in rows if r.get("agreement", {}).get("agrees") and "batch1" in r]
     chosen = serve.classifier.choose(usable)["backend"] if usable else "eager"
     return {"model": kind, "description": desc, "agreement_images": len(images), "throughput_batch": args.det_batch,
@@ -78,9 +108,12 @@ def bench_detector(kind: str, args, images, log) -> dict:
 
 def markdown(record: dict) -> list[str]:
     m = record["machine"]
+    th = record.get("threads", {})
     lines = ["## Inference: eager PyTorch vs the serving path", "",
-             f"{m['date']}; {m['cpu']}, {m['cores']} cores, torch threads {m['torch_threads']} (ORT intra-op "
-             f"threads the same), torch {m['versions'].get('torch')}, onnxruntime {m['versions'].get('onnxruntime')}; "
+             f"{m['date']}; {m['cpu']}, {m['cores']} cores; threads: torch {th.get('torch_num_threads')}, "
+             f"ONNX Runtime intra-op {th.get('onnxruntime', {}).get('intra_op_num_threads')} (inter-op 1), "
+             f"OpenVINO {th.get('openvino')}; torch {m['versions'].get('torch')}, "
+             f"onnxruntime {m['versions'].get('onnxruntime')}, openvino {m['versions'].get('openvino')}; "
              f"load average {m['load_average_1_5_15']} at start; "
              f"VNNI {'yes' if m['cpu_flags'].get('avx512_vnni') else 'no'}"
              f"{' (quick mode: tiny sizes, figures not meaningful)' if record['quick'] else ''}.", "",
@@ -112,6 +145,30 @@ def markdown(record: dict) -> list[str]:
                          f"{B.fmt(r.get('speedup_vs_eager'), 2)}x | {B.fmt(t.get('images_per_s'))} "
                          f"({t.get('batch', '–')}) | "
                          f"{B.fmt(ratio, 2)}x |")
+    side = [r for r in record["results"] if "error" not in r and any("end_to_end" in x for x in r["rows"])]
+    if side:
+        lines += ["", "### Side by side: batch 1, end to end vs model only", "",
+                  "End to end = one RGB image in, the project's result out (YOLO: letterbox, model, NMS, "
+                  "Detections; classifier: resize, normalise, logits, softmax).  Model only = the backend's "
+                  "forward on the prepared tensor.  YOLO's pre / model / post = ultralytics' own per-stage "
+                  "figures (medians) for the same calls.", "",
+                  "| model | backend | agrees | end to end median ms | p95 ms | model only median ms | "
+                  "pre / model / post ms (ultralytics) | end-to-end speed-up |",
+                  "|---|---|---|---:|---:|---:|---|---:|"]
+        for res in side:
+            base = next((r["end_to_end"]["median_ms"] for r in res["rows"]
+                         if r["backend"] == "eager" and "end_to_end" in r), None)
+            for r in res["rows"]:
+                if "end_to_end" not in r:
+                    continue
+                e2e, mo, st = r["end_to_end"], r.get("model_only") or {}, r.get("stages")
+                split = (f"{st['preprocess']:.1f} / {st['inference']:.1f} / {st['postprocess']:.1f}" if st else "–")
+                mark = " ✔" if r["backend"] == res["chosen"] else ""
+                lines.append(f"| {res['model']} | {r['backend']}{mark} | "
+                             f"{'yes' if (r.get('agreement') or {}).get('agrees') else 'no'} | "
+                             f"{B.fmt(e2e.get('median_ms'), 2)} | {B.fmt(e2e.get('p95_ms'), 2)} | "
+                             f"{B.fmt(mo.get('median_ms'), 2)} | {split} | "
+                             f"{B.fmt(base / e2e['median_ms'] if base else None, 2)}x |")
     lines += ["", "Models: " + "; ".join(f"{r['model']}: {r.get('description', '?')}" for r in record["results"]), ""]
     return lines
 
@@ -122,7 +179,8 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="tiny sizes and few repeats (seconds)")
     p.add_argument("--out", type=Path, default=RUNS_DIR / "bench")
     p.add_argument("--workdir", type=Path, default=None, help="ONNX export cache (default .cache/serve)")
-    p.add_argument("--threads", type=int, default=None, help="torch and ORT intra-op threads (default: torch's)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch, ORT intra-op and OpenVINO INFERENCE_NUM_THREADS (default: torch's)")
     p.add_argument("--classifier", default="auto", help="auto | untrained | weights path")
     p.add_argument("--classifier-imgsz", type=int, default=224, help="input size of an untrained classifier")
     p.add_argument("--fasterrcnn", default="auto")
@@ -158,12 +216,12 @@ def main(argv=None) -> int:
         for kind in DETECTORS:
             if getattr(args, kind) == "auto":
                 setattr(args, kind, "untrained")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args.threads = int(args.threads or torch.get_num_threads())  # one count, fixed for every backend
+    torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
     started = time.perf_counter()
     record = {"quick": args.quick, "machine": B.machine(), "args": {k: str(v) for k, v in vars(args).items()},
-              "results": []}
+              "threads": serve.detector.thread_settings(args.threads), "results": []}
     print(f"[bench] inference: {record['machine']['cpu']}, torch threads {torch.get_num_threads()}")
     try:
         res = bench_classifier(args, print)

@@ -1,4 +1,6 @@
-"""The serving path agrees with eager PyTorch (issue 9): classifier, torchvision R-CNN hybrid, YOLO in ORT.
+"""The serving path agrees with eager PyTorch (issue 9): classifier, torchvision R-CNN hybrid, YOLO in ORT;
+and OpenVINO as a candidate (issue 16, part 4): YOLO and classifier agreement, skipped only when openvino
+does not import (the reason is the skip message), and the measured choice rule with fake timings.
 
 Models: the curated trained classifier under runs/results/ when it is committed, otherwise a seeded
 untrained one with BatchNorm statistics re-estimated on real training images (agreement needs
@@ -212,3 +214,98 @@ def test_yolo_onnx_agrees(val_images, tmp_path):
     print(f"\nyolo onnx-fp32: {a['matched_reference']}/{a['reference_boxes']} boxes matched, "
           f"max |Δscore| {a['max_score_diff']:.2g}")
     assert a["reference_boxes"] > 0 and a["recall"] == 1.0 and a["precision"] == 1.0 and a["agrees"]
+
+
+# ------------------------------------------------------------------ OpenVINO (issue 16, part 4)
+from clothingrec.serve import openvino_backend as ovb  # noqa: E402 - imports without openvino installed
+
+_OV_OK, _OV_WHY = ovb.available()
+needs_openvino = pytest.mark.skipif(not _OV_OK, reason=f"OpenVINO candidate not testable here: {_OV_WHY}")
+
+
+@needs_openvino
+def test_classifier_openvino_agrees_with_eager_and_states_threads(classifier, test_split, tmp_path):
+    """The classifier's OpenVINO backend (the same ONNX file, fp32) gives eager's top-1 on real photos."""
+    x, _, _ = test_split
+    entries = build_backends(classifier.model, classifier.imgsz, backends=("openvino-fp32",), threads=1,
+                             workdir=tmp_path)
+    assert entries["openvino-fp32"]["error"] is None, entries["openvino-fp32"]["error"]
+    rows = {r["backend"]: r for r in evaluate_backends(entries, x[:96], rounds=1, repeats=2)}
+    a = rows["openvino-fp32"]["agreement"]
+    print(f"\nclassifier openvino-fp32: top-1 {a['top1_agreement']:.3f} of {a['n']}, "
+          f"max |Δlogit| {a['max_abs_logit_diff']:.2g}")
+    assert a["n"] == 96 and a["top1_agreement"] == 1.0 and a["agrees"]
+    settings = ovb.compiled_settings(entries["openvino-fp32"]["module"].compiled)
+    assert settings["INFERENCE_NUM_THREADS"] == "1" and settings["NUM_STREAMS"] == "1"
+    assert settings["PERFORMANCE_HINT"] == "LATENCY" and settings["INFERENCE_PRECISION_HINT"] == "f32"
+
+
+@needs_openvino
+@pytest.mark.slow
+def test_yolo_openvino_agrees_with_eager_on_real_photos(tmp_path):
+    """ultralytics' OpenVINO export + backend: same boxes (IoU ≥ 0.9, same labels) as eager on CCP photos,
+    with the committed trained YOLO when present (real boxes), else the seeded stand-in."""
+    from clothingrec.detect import YoloPredictor
+    from clothingrec.serve.detector import detector_candidates, evaluate_candidates
+
+    photos = serve.agreement_images(3)
+    pred, info = zoo.resolve("clothing-detector", "auto", family="yolo", imgsz=128, workdir=tmp_path, images=photos)
+    candidates = detector_candidates(pred, backends=("openvino-fp32",), threads=1, workdir=tmp_path)
+    assert candidates["openvino-fp32"]["error"] is None, candidates["openvino-fp32"]["error"]
+    served = candidates["openvino-fp32"]["predictor"]
+    assert isinstance(served, YoloPredictor) and served.category_names == pred.category_names
+    assert served.ov_settings["INFERENCE_NUM_THREADS"] == "1" and served.ov_settings["NUM_STREAMS"] == "1"
+    rows = {r["backend"]: r for r in evaluate_candidates(candidates, photos, rounds=1, repeats=1,
+                                                         score_threshold=0.05)}
+    a = rows["openvino-fp32"]["agreement"]
+    print(f"\nyolo openvino-fp32 ({info.source}): {a['matched_reference']}/{a['reference_boxes']} eager boxes, "
+          f"{a['matched_backend']}/{a['backend_boxes']} served boxes matched at IoU ≥ 0.9, "
+          f"min IoU {a['min_iou']:.4f}, max |Δscore| {a['max_score_diff']:.2g}")
+    assert a["reference_boxes"] > 0, "the comparison must cover real boxes"
+    assert a["recall"] == 1.0 and a["precision"] == 1.0 and a["min_iou"] >= 0.9 and a["agrees"]
+
+
+def _row(name, ms, agrees=True):
+    return {"backend": name, "agreement": {"agrees": agrees}, "batch1": {"median_ms": ms}}
+
+
+def test_chooser_picks_openvino_by_the_measured_rule():
+    rows = [_row("eager", 13.2), _row("onnx-fp32", 8.4), _row("openvino-fp32", 6.1)]
+    assert choose(rows)["backend"] == "openvino-fp32"                 # fastest that agrees
+    rows[2]["agreement"]["agrees"] = False
+    assert choose(rows)["backend"] == "onnx-fp32"                     # disagreeing: never served
+    rows = [_row("eager", 10.0), _row("onnx-fp32", 9.8), _row("openvino-fp32", 9.5)]
+    assert choose(rows)["backend"] == "eager"                         # 1.05x: within noise of eager
+    rows = [_row("eager", 10.0), _row("onnx-fp32", 7.0), _row("openvino-fp32", 7.5)]
+    assert choose(rows)["backend"] == "onnx-fp32"                     # measured, not preferred by name
+
+
+def test_fastest_predictor_serves_the_measured_choice_and_states_threads(monkeypatch):
+    """The detector path applies the same rule to measured rows and records the thread settings."""
+    from clothingrec.serve import detector as D
+
+    class Fake:
+        family = "yolo"
+
+        def __init__(self, name):
+            self.name = name
+
+    built = {n: Fake(n) for n in ("eager", "onnx-fp32", "openvino-fp32")}
+    monkeypatch.setattr(D, "detector_candidates", lambda pred, **kw: {
+        n: {"predictor": p, "build_s": 0.0, "error": None} for n, p in built.items()})
+    timings = {"eager": 13.2, "onnx-fp32": 8.4, "openvino-fp32": 6.1}
+    monkeypatch.setattr(D, "evaluate_candidates", lambda cands, images, **kw: [
+        {**_row(n, ms), "speedup_vs_eager": 13.2 / ms} for n, ms in timings.items()])
+    previous = torch.get_num_threads()
+    try:
+        served = D.fastest_predictor(built["eager"], [np.zeros((8, 8, 3), np.uint8)], threads=1)
+    finally:
+        torch.set_num_threads(previous)
+    assert served.serving_backend == "openvino-fp32" and served.name == "openvino-fp32"
+    t = served.serving["threads"]
+    assert t["torch_num_threads"] == 1 and t["onnxruntime"]["intra_op_num_threads"] == 1
+    assert t["openvino"] == {"INFERENCE_NUM_THREADS": 1, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
+                             "INFERENCE_PRECISION_HINT": "f32"}
+    timings["openvino-fp32"] = 12.5  # now within noise of eager, and ORT the fastest
+    served = D.fastest_predictor(built["eager"], [np.zeros((8, 8, 3), np.uint8)], threads=1)
+    assert served.serving_backend == "onnx-fp32"

@@ -1,4 +1,4 @@
-"""The classifier's serving path: ONNX Runtime (fp32 or int8) or torch.compile, chosen by measurement.
+"""The classifier's serving path: ONNX Runtime (fp32 or int8), OpenVINO or torch.compile, chosen by measurement.
 
 ``serving_classifier(path_or_loaded)`` loads a trained classifier, builds the candidate backends,
 checks each against eager PyTorch on real images (:mod:`clothingrec.serve.agreement`), times batch-1
@@ -9,8 +9,14 @@ loop) whose logits come from the fastest backend that agrees, with ``backend``, 
 
 Backends: ``eager`` (the baseline, channels-last like ``classify.predict``), ``onnx-fp32`` (ORT, all
 graph optimisations: BatchNorm folded, activations fused), ``onnx-int8`` (static QDQ int8, calibrated
-on training images; chosen only when its top-1 agreement ≥ ``INT8_MIN_TOP1``), ``compile``
+on training images; chosen only when its top-1 agreement ≥ ``INT8_MIN_TOP1``), ``openvino-fp32``
+(OpenVINO's CPU plugin compiling the same fp32 ONNX file, fp32 precision; reported as failed when
+openvino is not installed), ``compile``
 (``torch.compile``, inductor; opt-in: it compiles for tens of seconds to minutes on a small CPU).
+
+Threads: one count (``threads``, default torch's) for torch, ONNX Runtime (``intra_op_num_threads``) and
+OpenVINO (``INFERENCE_NUM_THREADS``, ``NUM_STREAMS`` = 1, ``PERFORMANCE_HINT`` = LATENCY); stated in
+:meth:`ServingClassifier.describe` (``threads``).
 """
 from __future__ import annotations
 
@@ -33,11 +39,12 @@ from clothingrec.serve.onnx import (
     quantize_static_int8,
     state_fingerprint,
 )
+from clothingrec.serve.openvino_backend import OvModule
 from clothingrec.serve.timing import compare_latency
 from clothingrec.structures import Classification
 
-CLASSIFIER_BACKENDS = ("eager", "onnx-fp32", "onnx-int8", "compile")
-DEFAULT_BACKENDS = ("onnx-fp32", "onnx-int8")
+CLASSIFIER_BACKENDS = ("eager", "onnx-fp32", "onnx-int8", "openvino-fp32", "compile")
+DEFAULT_BACKENDS = ("onnx-fp32", "onnx-int8", "openvino-fp32")
 
 
 class EagerModule(nn.Module):
@@ -66,6 +73,7 @@ class ServingClassifier:
     agreement: dict = field(default_factory=dict)
     latency: dict = field(default_factory=dict)
     candidates: list = field(default_factory=list)
+    threads: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.served = replace(self.eager, forward=self.module)
@@ -82,7 +90,7 @@ class ServingClassifier:
 
     def describe(self) -> dict:
         return {"backend": self.backend, "imgsz": self.imgsz, "agreement": self.agreement,
-                "latency": self.latency, "candidates": self.candidates}
+                "latency": self.latency, "threads": self.threads, "candidates": self.candidates}
 
 
 def _export_dir(model: nn.Module, imgsz: int, workdir) -> Path:
@@ -129,7 +137,15 @@ def build_backends(model: nn.Module, imgsz: int, *, backends: Sequence[str] = DE
                                    for i in range(0, len(calibration), 8)]
                         quantize_static_int8(fp32, path, batches)
                 entry["path"] = str(path)
-                entry["module"] = OrtModule(ort_session(path, threads), name=name, path=path)
+                if name == "openvino-fp32":
+                    from clothingrec.serve import openvino_backend as ovb
+
+                    ok, reason = ovb.available()
+                    if not ok:
+                        raise RuntimeError(reason)
+                    entry["module"] = OvModule(ovb.compile_model(path, threads), name=name, path=path)
+                else:
+                    entry["module"] = OrtModule(ort_session(path, threads), name=name, path=path)
         except Exception as exc:  # noqa: BLE001 - a failing backend is reported, the others are measured
             entry["error"] = f"{type(exc).__name__}: {exc}"
             if log:
@@ -233,5 +249,7 @@ def serving_classifier(source, *, images: torch.Tensor | None = None, calibratio
     if log:
         log(f"[serve] classifier backend: {best['backend']} "
             f"({best['batch1']['median_ms']:.2f} ms batch 1, {best['speedup_vs_eager']:.2f}x eager)")
+    from clothingrec.serve.detector import thread_settings
+
     return ServingClassifier(loaded, entries[best["backend"]]["module"], best["backend"], best["agreement"],
-                             best["batch1"], [dict(r) for r in rows])
+                             best["batch1"], [dict(r) for r in rows], thread_settings(threads))

@@ -15,8 +15,15 @@ so it is not a candidate.  The serving predictor is a shallow copy of the eager 
 ``model`` is the hybrid model: same class, same ``predict``, same post-processing.
 
 ultralytics YOLO — ``YOLO.export(format="onnx", dynamic=True)`` (ultralytics' maintained path) and
-ultralytics' own ONNX Runtime backend; the serving predictor is a copy of the eager
-:class:`~clothingrec.detect.yolo.YoloPredictor` whose ``model`` is ``YOLO(<file>.onnx)``.
+ultralytics' own ONNX Runtime backend (``onnx-fp32``), or ``YOLO.export(format="openvino", dynamic=True)``
+and ultralytics' OpenVINO backend (``openvino-fp32``, compiled again with
+:func:`clothingrec.serve.openvino_backend.ov_config`); the serving predictor is a copy of the eager
+:class:`~clothingrec.detect.yolo.YoloPredictor` whose ``model`` is ``YOLO(<file>.onnx)`` /
+``YOLO(<folder>_openvino_model)``: same letterbox (dynamic exports keep eager's minimal padding), same NMS.
+
+Threads: one count (``threads``, default torch's) is given to torch, to ONNX Runtime
+(``intra_op_num_threads``, ``inter_op_num_threads`` = 1) and to OpenVINO (``INFERENCE_NUM_THREADS``,
+``NUM_STREAMS`` = 1, ``PERFORMANCE_HINT`` = LATENCY, fp32); ``serving["threads"]`` states them.
 
 :func:`fastest_predictor` builds the candidates, measures agreement with the eager predictor on the
 given images (:func:`clothingrec.serve.agreement.detector_agreement`) and batch-1 latency side by
@@ -28,16 +35,22 @@ from __future__ import annotations
 import copy
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from clothingrec.serve import agreement as agree
-from clothingrec.serve.onnx import (SERVE_CACHE, OrtModule, export_onnx, ort_session, quantize_dynamic_int8,
-                                    state_fingerprint)
+from clothingrec.serve.onnx import (
+    SERVE_CACHE,
+    OrtModule,
+    export_onnx,
+    ort_session,
+    quantize_dynamic_int8,
+    state_fingerprint,
+)
 from clothingrec.serve.timing import compare_latency
 
 #: torchvision candidates: which sub-modules run where
@@ -45,7 +58,8 @@ RCNN_BACKENDS = {
     "onnx-fp32": {"backbone": "fp32", "rpn_head": "fp32", "box_head": "fp32", "mask_head": "fp32"},
     "onnx-fp32+int8-boxhead": {"backbone": "fp32", "rpn_head": "fp32", "box_head": "int8", "mask_head": "fp32"},
 }
-YOLO_BACKENDS = ("onnx-fp32",)
+#: ultralytics YOLO candidates: its ONNX Runtime and its OpenVINO backends (both fp32, same pre/post-processing)
+YOLO_BACKENDS = ("onnx-fp32", "openvino-fp32")
 
 
 # ------------------------------------------------------------------ torchvision hybrid
@@ -240,6 +254,52 @@ def yolo_backend(predictor, workdir=None, threads: int | None = None):
     return served
 
 
+def yolo_openvino_backend(predictor, workdir=None, threads: int | None = None):
+    """A copy of a :class:`~clothingrec.detect.yolo.YoloPredictor` running ultralytics' OpenVINO backend.
+
+    ultralytics compiles with ``PERFORMANCE_HINT=LATENCY`` only; after a warm-up call the compiled model is
+    replaced by one compiled with :func:`~clothingrec.serve.openvino_backend.ov_config` (``threads``).
+    """
+    from functools import partial
+
+    from ultralytics import YOLO
+
+    from clothingrec.serve import openvino_backend as ovb
+
+    ok, reason = ovb.available()
+    if not ok:
+        raise RuntimeError(reason)
+    folder = ovb.export_yolo_openvino(predictor.weights, predictor.imgsz, workdir)
+    served = copy.copy(predictor)
+    served.model = YOLO(str(folder), task=predictor.task)
+    served.weights = folder
+    served.device = "cpu"
+    served.predict(np.zeros((predictor.imgsz, predictor.imgsz, 3), dtype=np.uint8))  # builds the backend
+    backend = getattr(getattr(getattr(served.model, "predictor", None), "model", None), "backend", None)
+    if backend is None or not hasattr(backend, "ov_compiled_model"):
+        raise RuntimeError("ultralytics' OpenVINO backend not found where expected (predictor.model.backend)")
+    import openvino as ov
+
+    core = ov.Core()
+    xml = next(Path(folder).glob("*.xml"))
+    backend.compile_model = partial(core.compile_model, device_name="CPU", config=ovb.ov_config(threads))
+    backend.ov_compiled_model = backend.compile_model(core.read_model(str(xml), str(xml.with_suffix(".bin"))))
+    served.ov_settings = ovb.compiled_settings(backend.ov_compiled_model)
+    return served
+
+
+YOLO_BUILDERS = {"onnx-fp32": yolo_backend, "openvino-fp32": yolo_openvino_backend}
+
+
+def thread_settings(threads: int | None = None) -> dict:
+    """The thread settings every backend of one measurement gets (see module doc)."""
+    from clothingrec.serve.openvino_backend import ov_config
+
+    n = int(threads or torch.get_num_threads())
+    return {"threads": n, "torch_num_threads": n, "onnxruntime": {"intra_op_num_threads": n, "inter_op_num_threads": 1},
+            "openvino": ov_config(n)}
+
+
 # ------------------------------------------------------------------ choice
 def detector_candidates(predictor, *, backends: Sequence[str] | None = None, threads: int | None = None,
                         workdir=None, log=None) -> dict[str, dict]:
@@ -274,7 +334,7 @@ def detector_candidates(predictor, *, backends: Sequence[str] | None = None, thr
             t0 = time.perf_counter()
             entry = {"predictor": None, "error": None}
             try:
-                entry["predictor"] = yolo_backend(predictor, workdir, threads)
+                entry["predictor"] = YOLO_BUILDERS[name](predictor, workdir, threads)
             except Exception as exc:  # noqa: BLE001
                 entry["error"] = f"{type(exc).__name__}: {exc}"
             entry["build_s"] = time.perf_counter() - t0
@@ -359,7 +419,7 @@ def fastest_predictor(predictor, images: Sequence[np.ndarray], *, backends: Sequ
         chosen = copy.copy(predictor)  # never annotate the caller's object
     chosen.serving_backend = best["backend"]
     chosen.serving = {"backend": best["backend"], "agreement": best.get("agreement"),
-                      "latency": best.get("batch1"), "candidates": rows}
+                      "latency": best.get("batch1"), "threads": thread_settings(threads), "candidates": rows}
     if log:
         log(f"[serve] {getattr(predictor, 'family', type(predictor).__name__)} backend: {best['backend']} "
             f"({best.get('speedup_vs_eager', float('nan')):.2f}x eager)")

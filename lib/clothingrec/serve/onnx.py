@@ -18,8 +18,8 @@ import io
 import logging
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -132,8 +132,7 @@ def quantize_dynamic_int8(src: str | os.PathLike, dst: str | os.PathLike,
 def quantize_static_int8(src: str | os.PathLike, dst: str | os.PathLike, batches: Sequence[dict],
                          per_channel: bool = True) -> Path:
     """QDQ int8 (uint8 activations, int8 per-channel weights) calibrated on ``batches`` (input dicts)."""
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if not batches:
