@@ -46,15 +46,17 @@ NB_PARAMS := $(if $(PROFILE),-r profile $(PROFILE)) $(if $(DATASET),-r dataset $
 	$(if $(MODEL),-r model $(MODEL)) $(if $(DEVICE),-r device $(DEVICE)) \
 	$(if $(BATCH),-p batch $(BATCH)) $(if $(CONFIG),-r config $(CONFIG))
 
-.PHONY: help setup browser data all lab serve test test-fast lint bench clean index notebooks-refresh $(NOTEBOOK_TARGETS)
+.PHONY: help setup browser data all lab serve test test-fast lint bench clean index notebooks-refresh tensorboard $(NOTEBOOK_TARGETS)
 
 help:
 	@echo "make setup        create $(VENV) (Python 3.11), install pinned packages and the clothingrec kernel"
 	@echo "make data         link/download datasets into data/, verify counts, write synthetic DF2/Penn-Fudan sets"
 	@echo "make all          run every notebook in order (smoke profile) and write runs/index.html"
 	@echo "make test         pytest tests/ + nbval over every notebook in notebooks/"
+	@echo "make tensorboard  TensorBoard over runs/ (PORT=6006 IP=127.0.0.1 LOGDIR=runs)"
+	@echo "make notebooks-refresh [NB='03_train_yolo ...']  re-execute notebooks in place (stored outputs nbval checks)"
 	@echo "make lint         ruff check lib app bench tests (rules in pyproject.toml)"
-	@echo "make lab          start JupyterLab with the clothingrec kernel"
+	@echo "make lab          JupyterLab with the clothingrec kernel (PORT=8888 IP=127.0.0.1 TOKEN=random; root ok)"
 	@echo "make serve        web demo on http://127.0.0.1:PORT (PORT=8000; APP_ARGS='--clothing-detector PATH ...')"
 	@echo "make bench        run every bench/bench_*.py (full size) into runs/bench/ (BENCH_ARGS=--quick for a smoke)"
 	@echo "make clean        remove runs (except runs/results) and caches; never data"
@@ -73,8 +75,11 @@ open(path, "w").write(json.dumps(spec, indent=1) + "\n")
 endef
 export KERNEL_ENV_PY
 
+# detectron2 is not on PyPI: a wheel built for this exact stack may lie in ../shared/wheels (its SOURCE.md).
+DETECTRON2_WHEEL := $(lastword $(sort $(wildcard ../shared/wheels/detectron2-*.whl)))
+
 setup: $(SETUP_STAMP)
-$(SETUP_STAMP): pyproject.toml requirements/lock.txt
+$(SETUP_STAMP): pyproject.toml requirements/lock.txt requirements/detectron2.txt $(DETECTRON2_WHEEL)
 	@echo "[setup] creating $(VENV) with $(PYTHON)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
@@ -83,6 +88,9 @@ $(SETUP_STAMP): pyproject.toml requirements/lock.txt
 	@echo "[setup] installing pinned requirements (requirements/lock.txt, ruff included)"
 	$(PY) -m pip install --quiet -r requirements/lock.txt
 	$(PY) -m pip install --quiet --no-deps -e .
+	@$(if $(DETECTRON2_WHEEL),echo "[setup] installing $(DETECTRON2_WHEEL) and its pinned requirements (requirements/detectron2.txt)",\
+	  echo "[setup] detectron2 not installed (optional, backend=detectron2): put a wheel in ../shared/wheels/ or build it from source (README, 'detectron2')")
+	$(if $(DETECTRON2_WHEEL),$(PY) -m pip install --quiet -r requirements/detectron2.txt $(DETECTRON2_WHEEL))
 	@echo "[setup] registering the Jupyter kernel 'clothingrec' with the offline environment in its kernel.json"
 	$(PY) -m ipykernel install --sys-prefix --name clothingrec --display-name "Python (clothingrec)" >/dev/null
 	$(PY) -c "$$KERNEL_ENV_PY" $(VENV)/share/jupyter/kernels/clothingrec/kernel.json
@@ -124,9 +132,21 @@ serve: $(SETUP_STAMP)
 	@echo "[serve] web demo (waitress) on http://127.0.0.1:$(PORT)"
 	$(PY) -m app --host 127.0.0.1 --port $(PORT) $(APP_ARGS)
 
+# JupyterLab on IP:PORT (127.0.0.1:8888; IP=0.0.0.0 to reach it from outside a container), TOKEN= or a random
+# one, root allowed (containers), clothingrec the default kernel, no network-only extras (news, update check, PyPI extension manager).
+LAB_PORT = $(if $(filter command line environment,$(origin PORT)),$(PORT),8888)
+IP ?= 127.0.0.1
 lab: $(DATA_STAMP)
 	$(PY) -c "from clothingrec.paths import configure_environment; configure_environment()"
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+	@token="$${TOKEN:-$$($(PY) -c 'import secrets; print(secrets.token_hex(16))')}"; \
+	echo "[lab] JupyterLab: http://$(IP):$(LAB_PORT)/lab/tree/notebooks?token=$$token (Ctrl-C stops it)"; \
+	echo "[lab] explore in a copy (runs/scratch/, gitignored); run 'make notebooks-refresh NB=<name>' before committing a notebook"; \
+	exec $(VENV)/bin/jupyter lab --no-browser --ip=$(IP) --port=$(LAB_PORT) --ServerApp.port_retries=0 \
+	  --ServerApp.root_dir=$(CURDIR) --IdentityProvider.token="$$token" \
+	  $(if $(filter 0,$(shell id -u)),--allow-root) \
+	  --MappingKernelManager.default_kernel_name=clothingrec \
+	  --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
+	  --LabApp.extension_manager=readonly $(LAB_ARGS)
 
 # The test command (README, CI): unit tests, then every notebook re-executed and compared by nbval.
 test: $(DATA_STAMP) browser
@@ -150,9 +170,18 @@ bench: $(DATA_STAMP)
 	done
 	$(PY) bench/summarize.py
 
-# Re-execute every notebook in place with its defaults so the stored outputs match the code.
+# TensorBoard over every run's event files (classifier tb/, torchvision detectors tb/, ultralytics' own).
+TB_PORT = $(if $(filter command line environment,$(origin PORT)),$(PORT),6006)
+tensorboard: $(SETUP_STAMP)
+	@echo "[tensorboard] http://$(IP):$(TB_PORT)/ over $(or $(LOGDIR),runs) (Ctrl-C stops it)"
+	$(VENV)/bin/tensorboard --logdir $(or $(LOGDIR),runs) --host $(IP) --port $(TB_PORT)
+
+# Re-execute every notebook (or only NB='03_train_yolo 08_pipeline') in place with its defaults so the stored
+# outputs match the code; `make test` names the stale ones.
+REFRESH_NBS = $(if $(NB),$(foreach n,$(NB),notebooks/$(basename $(notdir $(n))).ipynb),notebooks/[0-9][0-9]_*.ipynb)
 notebooks-refresh: $(DATA_STAMP)
-	for nb in notebooks/[0-9][0-9]_*.ipynb; do \
+	for nb in $(REFRESH_NBS); do \
+	  test -f "$$nb" || { echo "[refresh] no notebook $$nb"; exit 1; }; \
 	  echo "[refresh] $$nb"; \
 	  TQDM_DISABLE=1 $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.kernel_name=clothingrec --ExecutePreprocessor.timeout=1800 "$$nb"; \

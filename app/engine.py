@@ -3,6 +3,12 @@
 :class:`Service` builds ``replicas`` independent copies of (person detector, clothing detector,
 classifier) at start and keeps them in a queue: a request takes one copy, uses it exclusively and
 puts it back, so concurrent requests never re-enter a model (with ``replicas=1`` this is a lock).
+
+Admission: an upload's pixels are decoded only once its request holds a model copy (``predict`` takes
+a *decoder*), so at most ``replicas`` decoded images (each ≤ ``max_pixels``) exist at a time, however
+many requests wait; the cheap header checks (:func:`app.imaging.probe`) run before, so bad uploads are
+refused without waiting.  Every detector is wrapped in :class:`app.imaging.AspectGuard` (extreme aspect
+ratios padded before a model's resize sees them).
 """
 from __future__ import annotations
 
@@ -22,7 +28,7 @@ from clothingrec.structures import Classifier
 from clothingrec.zoo import UNTRAINED, ModelInfo
 
 from app.config import MODES, AppConfig
-from app.imaging import DecodedImage, InputError
+from app.imaging import MAX_ASPECT, AspectGuard, InputError, hide_paths, jpeg_data_url, padded_size
 
 #: one colour per category id (cycled); persons are drawn in PERSON_COLOR
 PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324",
@@ -91,6 +97,9 @@ class Service:
         if c.serving == "fastest" and self.device.type == "cpu":
             person, clothing, classifier = self._serve(person, pinfo, clothing, cinfo, classifier, kinfo)
         person_threshold = 0.5 if c.person_score_threshold is None else c.person_score_threshold
+        person, clothing = AspectGuard(person), AspectGuard(clothing)
+        for info in (pinfo, cinfo, kinfo):  # what users are shown: never an absolute path
+            info.source, info.architecture = hide_paths(str(info.source)), hide_paths(str(info.architecture))
         pipeline = Pipeline(person, clothing, margin=c.margin, person_score_threshold=person_threshold,
                             max_persons=c.max_persons)
         self.infos = {"person_detector": pinfo, "clothing_detector": cinfo, "classifier": kinfo}
@@ -145,7 +154,8 @@ class Service:
                 "device": str(self.device), "torch_threads": self.threads, "replicas": self.config.replicas,
                 "modes": list(MODES), "default_mode": self.config.default_mode,
                 "score_threshold": self.score_threshold, "margin": self.config.margin,
-                "max_content_length": self.config.max_content_length, "max_pixels": self.config.max_pixels}
+                "max_content_length": self.config.max_content_length, "max_pixels": self.config.max_pixels,
+                "max_aspect_ratio": MAX_ASPECT, "concurrent_decodes": self.config.replicas}
 
     def health(self) -> dict:
         with self._count_lock:
@@ -155,8 +165,12 @@ class Service:
                 "models_free": self._pool.qsize(), "replicas": self.config.replicas}
 
     # ------------------------------------------------------------------ prediction
-    def predict(self, image: DecodedImage, *, mode: str | None = None, score_threshold: float | None = None,
-                include_masks: bool = False, overlay: bool = False, timings: dict | None = None) -> dict:
+    def predict(self, image, *, mode: str | None = None, score_threshold: float | None = None,
+                include_masks: bool = False, overlay: bool = False, preview: bool = False,
+                timings: dict | None = None) -> dict:
+        """``image``: a :class:`DecodedImage`, or a callable returning one; a callable is called only once
+        this request holds a model copy (admission), so concurrent decodes are bounded by ``replicas``.
+        ``preview``: add ``image_jpeg`` (the oriented RGB image as a JPEG data URL)."""
         mode = mode or self.config.default_mode
         if mode not in MODES:
             raise InputError(400, "bad_mode", f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
@@ -169,16 +183,24 @@ class Service:
             raise Busy(f"all {self.config.replicas} model copies stayed busy for "
                        f"{self.config.queue_timeout_s:g} s") from None
         timings["queue_wait"] = time.perf_counter() - t0
+        preview_url = None
         try:
-            result = engine.pipeline.run(image.rgb, mode)
-            det = result.detections.filter(threshold).top(self.config.max_detections)
-            t = time.perf_counter()
-            classes = engine.classifier.classify_crops(image.rgb, det.boxes_xyxy)
-            timings["classify"] = time.perf_counter() - t
-        except Exception:
-            with self._count_lock:
-                self.failed += 1
-            raise
+            if callable(image):  # decode under admission (an InputError here is the client's, not a failure)
+                t = time.perf_counter()
+                image = image()
+                timings["decode"] = time.perf_counter() - t
+            try:
+                result = engine.pipeline.run(image.rgb, mode)
+                det = result.detections.filter(threshold).top(self.config.max_detections)
+                t = time.perf_counter()
+                classes = engine.classifier.classify_crops(image.rgb, det.boxes_xyxy)
+                timings["classify"] = time.perf_counter() - t
+                if preview:
+                    preview_url = jpeg_data_url(image.rgb)
+            except Exception:
+                with self._count_lock:
+                    self.failed += 1
+                raise
         finally:
             self._pool.put(engine)
         payload = dataclasses.replace(result, detections=det).to_dict(include_masks=include_masks)
@@ -187,6 +209,10 @@ class Service:
             item["classifier"] = {"label": c.label, "score": round(c.score, 4)}
         for person in payload["persons"]:
             person["color"] = PERSON_COLOR
+        if padded_size(image.height, image.width) != (image.height, image.width):
+            payload["notes"].append(f"aspect ratio above {MAX_ASPECT:g}:1: padded with grey for the detectors "
+                                    "(boxes stay in this image's pixels)")
+        payload["notes"] = [hide_paths(str(n)) for n in payload["notes"]]
         pipeline_ms = payload.pop("timings_ms")
         payload["timings_ms"] = {
             **{k: round(1000.0 * v, 2) for k, v in timings.items()},
@@ -199,6 +225,8 @@ class Service:
         payload.update({"score_threshold": threshold, "num_detections": len(det), "has_masks": det.masks is not None,
                         "image": image.info(), "weights": self.weights,
                         "models": {k: v.to_dict() for k, v in self.infos.items()}})
+        if preview_url is not None:
+            payload["image_jpeg"] = preview_url
         with self._count_lock:
             self.served += 1
         return payload

@@ -161,7 +161,27 @@ BAD_INPUTS = {
     "gif (not whitelisted)": (lambda photo: _gif(), {"filename": "a.gif"}, 415, "unsupported_format"),
     "unknown mode": (lambda photo: photo, {"mode": "three-stage"}, 400, "bad_mode"),
     "bad threshold": (lambda photo: photo, {"score_threshold": "high"}, 400, "bad_score_threshold"),
+    # beyond Pillow's own limit Pillow refuses in Image.open: still too many pixels, not "not an image"
+    "bomb beyond pillow's limit": (lambda photo: _pillow_bomb_png(), {"filename": "bomb.png"}, 413,
+                                   "too_many_pixels"),
+    # 40000 x 1 padded to the detectors' aspect limit (20:1) would be 80 megapixels
+    "too long to pad": (lambda photo: _png(Image.new("L", (40000, 1))), {"filename": "line.png"}, 413,
+                        "too_many_pixels"),
+    "too many form fields": (lambda photo: photo, {f"extra{i}": "1" for i in range(30)}, 400, "too_many_fields"),
+    "huge text field": (lambda photo: photo, {"mode": "x" * 600_000}, 413, "field_too_large"),
 }
+
+
+def _pillow_bomb_png(side: int = 20000) -> bytes:
+    """A PNG whose header declares side x side pixels (400 MP: beyond 2x Pillow's own limit), tiny data."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
 
 
 def _gif() -> bytes:
@@ -180,6 +200,13 @@ def test_bad_input_gives_json_4xx_and_server_keeps_serving(client, photo_bytes, 
     err = r.get_json()["error"]
     assert err["status"] == status and err["code"] == code and err["message"]
     _assert_healthy(client)
+
+
+def test_too_many_fields_is_not_called_an_oversized_body(client):
+    r = _post(client, _png(Image.new("RGB", (8, 8))), **{f"f{i}": "1" for i in range(25)})
+    err = r.get_json()["error"]
+    assert r.status_code == 400 and err["code"] == "too_many_fields" and "16" not in err["message"]
+    assert "fields" in err["message"] and "body" not in err["message"]
 
 
 def test_missing_field_message_names_the_field(client, photo_bytes):
@@ -239,6 +266,170 @@ def test_pixel_cap_checked_before_decoding():
     assert "48.0 megapixels" in info.value.message and DEFAULT_MAX_PIXELS == 40_000_000
 
 
+# ----------------------------------------------------------------------------- geometry (issue 17)
+GEOMETRIES = [(1, 1), (1, 4000), (4000, 1), (3, 500), (500, 3), (2, 61), (7, 7)]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("size", GEOMETRIES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_any_geometry_gives_200_with_boxes_inside(client, size, mode):
+    """Very thin / extreme-aspect images crashed the person detector's resize (a 0-pixel side): 500.
+    They are padded for the detectors now; boxes stay inside the image as uploaded."""
+    w, h = size
+    rng = np.random.default_rng(w * 7919 + h)
+    data = _png(Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)))
+    r = _post(client, data, filename="thin.png", mode=mode, masks="1", overlay="1", preview="1")
+    assert r.status_code == 200, r.get_data(as_text=True)
+    out = r.get_json()
+    assert out["image_size"] == {"height": h, "width": w}
+    for item in out["detections"] + out["persons"]:
+        x1, y1, x2, y2 = item["box"]
+        assert 0 <= x1 <= x2 <= w and 0 <= y1 <= y2 <= h
+    for det in out["detections"]:
+        assert det["mask_rle"]["size"] == [h, w]
+    padded = max(w, h) > 20 * min(w, h)
+    assert any("padded" in n for n in out["notes"]) == padded
+    _assert_healthy(client)
+
+
+def _cmyk_jpeg() -> bytes:
+    return _jpeg(_halves().convert("CMYK"))
+
+
+def _rotated_jpeg() -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    return _jpeg(_halves((200, 3)), exif=exif.tobytes())
+
+
+COLOUR_UPLOADS = {
+    "grey": lambda: _png(_halves().convert("L")),
+    "rgba": lambda: _png(_halves().convert("RGBA")),
+    "palette": lambda: _png(_halves().convert("P")),
+    "16-bit": lambda: _png(Image.fromarray(np.arange(40 * 20, dtype="<u2").reshape(20, 40) * 50)),
+    "cmyk": _cmyk_jpeg,
+    "exif-rotated thin": _rotated_jpeg,
+    "webp": lambda: _webp(_halves()),
+    "bmp 1x1": lambda: _bmp(Image.new("RGB", (1, 1))),
+}
+
+
+def _webp(image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="WEBP")
+    return buf.getvalue()
+
+
+def _bmp(image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="BMP")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("kind", list(COLOUR_UPLOADS))
+def test_colour_modes_and_orientation_through_the_api(client, kind):
+    r = _post(client, COLOUR_UPLOADS[kind](), filename=f"{kind}.img", mode="two-stage")
+    assert r.status_code == 200, r.get_data(as_text=True)
+    if kind == "exif-rotated thin":  # 200x3 stored, orientation 8: 3x200 as displayed
+        assert r.get_json()["image_size"] == {"height": 200, "width": 3}
+
+
+def test_aspect_guard_pads_and_cuts_back():
+    from clothingrec.structures import Detections
+
+    from app.imaging import AspectGuard, padded_size
+
+    seen = []
+
+    class Fake:
+        family = "fake"
+
+        def predict(self, image):
+            seen.append(image.shape)
+            h, w = image.shape[:2]
+            masks = np.ones((2, h, w), bool)
+            return Detections(np.array([[0, 0, w, h], [0, h - 1, w, h]], np.float32), [1, 2], [0.9, 0.8], masks)
+
+    guard = AspectGuard(Fake())
+    assert guard.family == "fake" and padded_size(4, 400) == (20, 400) and padded_size(400, 4) == (400, 20)
+    det = guard.predict(np.zeros((4, 400, 3), np.uint8))
+    assert seen[-1] == (20, 400, 3)  # the model saw a 20:1 image
+    # the first box is cut back to the input, the second lay in the padding only: dropped
+    assert det.boxes_xyxy.tolist() == [[0, 0, 400, 4]] and det.masks.shape == (1, 4, 400)
+    guard.predict(np.zeros((30, 40, 3), np.uint8))
+    assert seen[-1] == (30, 40, 3)  # ordinary images untouched
+
+
+# ----------------------------------------------------------------------------- hardening (issue 17)
+def _has_security_headers(headers) -> None:
+    csp = headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "script-src 'self'" in csp and "style-src 'self'" in csp
+    assert "img-src 'self' data:" in csp and "frame-ancestors 'none'" in csp
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["Referrer-Policy"] in ("no-referrer", "same-origin")
+
+
+def test_security_headers_on_every_response(client, photo_bytes):
+    responses = [client.get("/"), client.get("/healthz"), client.get("/api/info"), client.get("/nope"),
+                 client.get("/static/app.js"), client.get("/api/predict"), _post(client, b"not an image"),
+                 _post(client, _png(Image.new("RGB", (8, 8))), mode="direct")]
+    for r in responses:
+        _has_security_headers(r.headers)
+    # the page needs nothing the policy forbids: no inline script or style, no external origin
+    html = responses[0].get_data(as_text=True)
+    assert "<script>" not in html and "<style" not in html and " style=" not in html and "http" not in html
+
+
+def _absolute_paths() -> list[str]:
+    import tempfile
+
+    return [p for p in {str(PROJECT_ROOT), str(Path.home()), tempfile.gettempdir(), sys.prefix}
+            if p and p != "/"]
+
+
+def test_no_absolute_path_in_any_answer(client, photo_bytes):
+    texts = [client.get("/").get_data(as_text=True), client.get("/api/info").get_data(as_text=True),
+             client.get("/healthz").get_data(as_text=True)]
+    for data, form in [(photo_bytes, {"mode": "two-stage", "masks": "1"}), (photo_bytes[:999], {}),
+                       (b"junk", {}), (_png(Image.new("RGB", (4000, 1))), {"mode": "two-stage"})]:
+        texts.append(_post(client, data, filename="p.jpg", **form).get_data(as_text=True))
+    for text in texts:
+        for path in _absolute_paths():
+            assert path not in text, path
+
+
+def test_hide_paths():
+    from app.imaging import hide_paths
+
+    text = hide_paths(f"weights {PROJECT_ROOT}/runs/x/best.pt, cache /var/cache/x/model.onnx, image/jpeg")
+    assert text == "weights runs/x/best.pt, cache model.onnx, image/jpeg"
+
+
+def test_decoding_waits_for_a_model_but_bad_uploads_do_not(service, client, monkeypatch):
+    """Pixels are decoded only under admission (bounded memory); header checks answer at once."""
+    import app.server as server_module
+
+    calls = []
+    real = server_module.decode_image
+    monkeypatch.setattr(server_module, "decode_image", lambda *a, **k: calls.append(1) or real(*a, **k))
+    engine = service._pool.get()  # every model copy taken
+    saved = service.config.queue_timeout_s
+    service.config.queue_timeout_s = 0.2
+    try:
+        busy = _post(client, _png(Image.new("RGB", (64, 48))), mode="direct")
+        refused = _post(client, _pillow_bomb_png(), filename="bomb.png")
+        gif = _post(client, _gif(), filename="a.gif")
+    finally:
+        service.config.queue_timeout_s = saved
+        service._pool.put(engine)
+    assert busy.status_code == 503 and calls == []  # never decoded while waiting
+    assert refused.status_code == 413 and gif.status_code == 415
+    ok = _post(client, _png(Image.new("RGB", (64, 48))), mode="direct")
+    assert ok.status_code == 200 and calls == [1] and "decode" in ok.get_json()["timings_ms"]
+
+
 # ----------------------------------------------------------------------------- under waitress
 @pytest.fixture(scope="module")
 def server(service):
@@ -274,6 +465,27 @@ def test_waitress_bad_inputs_then_healthy(server, photo_bytes):
     assert _http_post(server.url, b"\x89PNG\r\n\x1a\n garbage")[0] == 415
     status, body = _http_post(server.url, photo_bytes + b"\0" * (BODY_LIMIT + 10))
     assert status == 413 and body["error"]["code"] == "body_too_large"
+    assert _http_health(server.url) == 200
+
+
+def test_waitress_own_413_is_the_api_json(server):
+    """A body above waitress' max_request_body_size is refused by waitress before the app runs: the answer
+    is still the documented JSON error, with the security headers."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])), timeout=30) as sock:
+        sock.sendall(b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 999999999\r\n\r\n")
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    headers = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+    assert lines[0].startswith("HTTP/1.1 413") and headers["Content-Type"] == "application/json"
+    _has_security_headers(headers)
+    err = json.loads(body)["error"]
+    assert err["status"] == 413 and err["code"] == "body_too_large" and "limit" in err["message"]
     assert _http_health(server.url) == 200
 
 
@@ -445,25 +657,41 @@ def test_serving_choice_failing_keeps_the_app_on_eager(monkeypatch):
     models = svc.describe()["models"]
     assert svc.infos["classifier"].trained and models["classifier"]["serving"] == "eager"
     assert any("classifier stays eager" in line and "no validation images" in line for line in lines)
+    # trained weights are named relative to the project, never by the machine's absolute path
+    assert models["classifier"]["source"].startswith("runs/results/")
+    assert not any(path in json.dumps(svc.describe()) for path in _absolute_paths())
 
 
-def test_not_an_image_is_415_even_after_ultralytics_wrapped_pil(monkeypatch):
-    """With the YOLO detector loaded, ultralytics wraps Image.open and turns an unidentified image into an
-    ImportError (pi_heif); the upload must still be a 415 naming the file, not a 500."""
-    from PIL import Image, UnidentifiedImageError
+def test_not_an_image_is_415_even_after_ultralytics_wrapped_pil():
+    """ultralytics replaces PIL's Image.open process-wide (on an unidentified file it tries to install and
+    import pi_heif: ModuleNotFoundError); the app decodes with Pillow's own opener, so the answer is a 415
+    naming the file and Pillow's reason, never the wrapper's."""
+    import ultralytics.utils.patches  # noqa: F401 - applies the patch, as loading a YOLO detector does
+    from PIL import Image
 
     import app.imaging as imaging
 
-    original = Image.open
-
-    def wrapped(fp, *args, **kwargs):  # what ultralytics.utils.patches.image_open does without pi_heif
-        try:
-            return original(fp, *args, **kwargs)
-        except UnidentifiedImageError:
-            raise ModuleNotFoundError("No module named 'pi_heif'") from None
-
-    monkeypatch.setattr(imaging.Image, "open", wrapped)
+    assert Image.open is not imaging.pillow_open and imaging._original_pillow_open() is imaging.pillow_open
     with pytest.raises(InputError) as err:
         decode_image(b"hello, this is text", filename="not-an-image.jpg")
-    assert err.value.status == 415 and "not-an-image.jpg" in str(err.value)
+    message = str(err.value)
+    assert err.value.status == 415 and "not-an-image.jpg" in message and "UnidentifiedImageError" in message
+    assert "ModuleNotFound" not in message and "pi_heif" not in message and "Import" not in message
     assert decode_image(ccp_photo(1).read_bytes(), filename="0001.jpg").rgb.ndim == 3
+
+
+def test_pillow_opener_found_behind_other_wrappers(monkeypatch):
+    import functools
+
+    from PIL import Image
+
+    import app.imaging as imaging
+
+    original = imaging.pillow_open
+
+    @functools.wraps(original)
+    def wrapped(fp, *args, **kwargs):
+        raise ModuleNotFoundError("No module named 'pi_heif'")
+
+    monkeypatch.setattr(Image, "open", wrapped)
+    assert imaging._original_pillow_open() is original

@@ -100,7 +100,7 @@ def test_detector_table_matches_family_and_model_names(tree):
     mask = table[table["run"] == "mask-real"].iloc[0]
     assert mask["GFLOPs"] == pytest.approx(260.0)          # family + backbone → maskrcnn_resnet50_fpn
     assert mask["segm AP"] == pytest.approx(0.12)
-    ref = table[table["source"] == "reference"].iloc[0]
+    ref = table[table["run"] == "torchvision tutorial Mask R-CNN (Penn-Fudan)"].iloc[0]
     assert ref["bbox AP"] == pytest.approx(0.799) and "other task" in ref["note"]
     assert math.isnan(table[table["run"] == "yolo-real"].iloc[0]["segm AP"])
 

@@ -206,9 +206,10 @@ def test_df2_malformed_inputs_are_reported_and_the_rest_converts(df2_src, tmp_pa
         ("train/annos/000003.json", "item1", "category_id", "item"),
         ("train/annos/000004.json", "item1", "bounding_box", "item"),
         ("train/annos/000005.json", "item1", "bounding_box", "item"),
-        ("train/annos/000006.json", "item1", "segmentation[0]", "item"),
-        ("train/annos/000006.json", "item1", "segmentation", "item"),
+        ("train/annos/000006.json", "item1", "segmentation[0]", "field"),  # the polygon: a field row
+        ("train/annos/000006.json", "item1", "segmentation", "item"),  # the item lost: one item row
         ("train/annos/000007.json", "item1", "landmarks", "field"),
+        ("train/annos/000008.json", "item1", "bounding_box", "field"),  # clipped, and said so
         ("train/image/000009.jpg", "", "annos", "image"),
         ("train/annos/000010.json", "", "image", "image"),
     }
@@ -219,6 +220,9 @@ def test_df2_malformed_inputs_are_reported_and_the_rest_converts(df2_src, tmp_pa
     rep = ds.report
     assert rep.images_in["train"] == 10 and rep.images_out["train"] == 6 and rep.images_skipped("train") == 4
     rep.check()
+    assert rep.items_in["train"] == sum(n_items[f"{i:06d}"] for i in (3, 4, 5, 6, 7, 8))
+    assert rep.items_skipped("train") == 4 and rep.summary_frame().loc["train", "items_skipped"] == 4
+    assert "clipped from [-20, -5, 300, 270]" in rows_reason(rep, "000008.json")
     coco = json.loads(ds.coco_json["train"].read_text())
     by_name = {im["file_name"]: im["id"] for im in coco["images"]}
     assert sorted(by_name) == [f"{i:06d}.jpg" for i in (3, 4, 5, 6, 7, 8)]
@@ -232,6 +236,10 @@ def test_df2_malformed_inputs_are_reported_and_the_rest_converts(df2_src, tmp_pa
     assert kept["num_keypoints"] == 0 and not any(kept["keypoints"])
     assert "fewer than 3" in (tmp_path / "badout" / "report.csv").read_text()
     assert ds.num_images["val"] == 4  # the other split untouched
+
+
+def rows_reason(report, name):
+    return " | ".join(r.reason for r in report.skipped if r.file.endswith(name))
 
 
 def test_pennfudan_malformed_inputs(pf_src, tmp_path):

@@ -37,6 +37,82 @@ def test_df2_constants():
     assert df2.LANDMARK_OFFSETS[:4] == (0, 25, 58, 89) and df2.LANDMARK_OFFSETS[-1] == 294 - 19
 
 
+#: The published description (DeepFashion2 README and paper, Ge et al. 2019), written out by hand and not
+#: derived from the code: the 13 categories in category_id order, the number of landmarks of each, and
+#: the 1-based landmark numbers of each in the 294-point layout of the README's landmark figure.
+PUBLISHED_DF2 = [
+    (1, "short sleeve top", 25, 1, 25), (2, "long sleeve top", 33, 26, 58),
+    (3, "short sleeve outwear", 31, 59, 89), (4, "long sleeve outwear", 39, 90, 128),
+    (5, "vest", 15, 129, 143), (6, "sling", 15, 144, 158), (7, "shorts", 10, 159, 168),
+    (8, "trousers", 14, 169, 182), (9, "skirt", 8, 183, 190), (10, "short sleeve dress", 29, 191, 219),
+    (11, "long sleeve dress", 37, 220, 256), (12, "vest dress", 19, 257, 275), (13, "sling dress", 19, 276, 294),
+]
+
+
+def test_df2_landmark_layout_matches_the_published_description():
+    """The reader and the synthetic generator share these constants; pin them to the release's own."""
+    assert list(df2.CATEGORIES) == [name for _, name, *_ in PUBLISHED_DF2]
+    assert df2.LANDMARK_COUNTS == (25, 33, 31, 39, 15, 15, 10, 14, 8, 29, 37, 19, 19)
+    for cid, name, count, first, last in PUBLISHED_DF2:
+        assert df2.LANDMARK_COUNTS[cid - 1] == count == last - first + 1, name
+        assert df2.LANDMARK_OFFSETS[cid - 1] == first - 1, name  # 0-based slot of landmark number `first`
+    assert df2.NUM_LANDMARKS == 294 == PUBLISHED_DF2[-1][-1]
+    # the generator writes each category's count (so a wrong constant would be caught in its output too)
+    lm = [float(v) for i in range(8) for v in (10 + i, 20 + i, 2)]
+    kps, num = df2.global_keypoints(9, lm)  # skirt: landmarks 183..190
+    assert num == 8 and kps[3 * 182:3 * 190] == lm and not any(kps[:3 * 182]) and not any(kps[3 * 190:])
+
+
+#: One annotation file as DeepFashion2 ships it (key order, value types and nesting of the release:
+#: ``segmentation`` a list of flat polygons, ``landmarks`` flat [x, y, v] triples, integer boxes).
+REAL_FORMAT_ANNO = """{
+ "item2": {"segmentation": [[12, 30, 52, 30, 56, 44, 8, 44], [20, 2, 24, 2, 24, 6]],
+           "scale": 2, "viewpoint": 2, "zoom_in": 1,
+           "landmarks": [12, 30, 2, 32, 30, 1, 52, 30, 2, 56, 44, 2, 44, 44, 1, 32, 44, 2, 20, 44, 0, 8, 44, 2],
+           "style": 0, "bounding_box": [8, 30, 56, 44], "category_id": 9, "occlusion": 2,
+           "category_name": "skirt"},
+ "source": "user",
+ "pair_id": 17,
+ "item1": {"segmentation": [[10, 4, 54, 4, 54, 28, 10, 28]],
+           "scale": 3, "viewpoint": 2, "zoom_in": 1,
+           "landmarks": [10, 4, 2, 20, 4, 2, 32, 4, 2, 44, 4, 2, 54, 4, 1, 54, 16, 2, 54, 28, 2, 32, 28, 2,
+                         10, 28, 2, 0, 0, 0],
+           "style": 1, "bounding_box": [10, 4, 54, 28], "category_id": 7, "occlusion": 1,
+           "category_name": "shorts"}
+}"""
+
+
+def test_df2_reader_parses_a_real_format_file_to_exact_records(tmp_path):
+    (tmp_path / "train" / "image").mkdir(parents=True)
+    (tmp_path / "train" / "annos").mkdir(parents=True)
+    Image.new("RGB", (64, 48), (90, 120, 150)).save(tmp_path / "train" / "image" / "000017.jpg")
+    (tmp_path / "train" / "annos" / "000017.json").write_text(REAL_FORMAT_ANNO)
+    res = df2.read_image(tmp_path / "train" / "image" / "000017.jpg", tmp_path / "train" / "annos" / "000017.json",
+                         "train")
+    assert res.issues == [] and res.items_in == 2
+    rec = res.record
+    assert (rec.width, rec.height, rec.split) == (64, 48, "train")
+    assert rec.attributes == {"source": "user", "pair_id": 17}
+    shorts, skirt = rec.objects  # item order by number, not file order
+    assert (shorts.name, shorts.category_id, shorts.category_name) == ("item1", 7, "shorts")
+    assert shorts.bbox == (10.0, 4.0, 54.0, 28.0)
+    assert shorts.polygons == [[10.0, 4.0, 54.0, 4.0, 54.0, 28.0, 10.0, 28.0]]
+    assert shorts.area == 44 * 24  # rasterised polygon, not the box by accident: same here, see the skirt
+    assert shorts.landmarks == [10, 4, 2, 20, 4, 2, 32, 4, 2, 44, 4, 2, 54, 4, 1, 54, 16, 2, 54, 28, 2, 32, 28, 2,
+                                10, 28, 2, 0, 0, 0]
+    assert shorts.attributes == {"style": 1, "scale": 3, "occlusion": 1, "zoom_in": 1, "viewpoint": 2,
+                                 "source": "user", "pair_id": 17}
+    assert (skirt.name, skirt.category_id, skirt.bbox) == ("item2", 9, (8.0, 30.0, 56.0, 44.0))
+    assert skirt.polygons == [[12.0, 30.0, 52.0, 30.0, 56.0, 44.0, 8.0, 44.0], [20.0, 2.0, 24.0, 2.0, 24.0, 6.0]]
+    from pycocotools import mask as mask_utils
+
+    ref = mask_utils.area(mask_utils.merge(mask_utils.frPyObjects(skirt.polygons, 48, 64)))
+    assert skirt.area == float(ref) and skirt.area < 48 * 14  # a trapezoid and a triangle, not the box
+    assert len(skirt.landmarks) == 3 * 8 and skirt.attributes["occlusion"] == 2
+    kps, num = df2.global_keypoints(skirt.category_id, skirt.landmarks)
+    assert kps[3 * 182:3 * 190] == [float(v) for v in skirt.landmarks] and num == 7  # one v = 0
+
+
 def test_df2_global_keypoints_slots():
     lm = [float(v) for i in range(10) for v in (i, i + 1, 2 if i % 2 else 1)]
     kps, num = df2.global_keypoints(7, lm)  # shorts: 10 landmarks at slots 158..167

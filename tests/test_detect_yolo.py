@@ -51,9 +51,9 @@ def test_device_and_model_names(monkeypatch):
 @pytest.mark.slow
 def test_yolo_trains_predicts_and_scores_through_the_one_evaluation(tmp_path):
     from clothingrec.detect import load_detector
-    from clothingrec.structures import Detections
     from clothingrec.detect.yolo import YoloPredictor, native_val, train_yolo, yolo_history
     from clothingrec.evaluate import evaluate_predictor
+    from clothingrec.structures import Detections
 
     data_yaml, val_json, val_images = write_yolo_fixture(tmp_path / "data")
     run = train_yolo(data_yaml, tmp_path / "out", model="yolov8n", epochs=1, imgsz=64, batch=4, workers=0,
@@ -75,9 +75,11 @@ def test_yolo_trains_predicts_and_scores_through_the_one_evaluation(tmp_path):
     assert 0.0 <= native["ultralytics_mAP50"] <= 1.0
 
 
-def test_detectron2_absent_gives_a_clear_message():
-    if detectron2_available():
-        pytest.skip("detectron2 is installed: the absent-backend message does not apply")
+def test_detectron2_absent_gives_a_clear_message(monkeypatch):
+    from clothingrec.detect import detectron2_backend
+
+    monkeypatch.setattr(detectron2_backend, "find_spec", lambda name, *a: None)  # hidden even where installed
+    assert not detectron2_available()
     with pytest.raises(ImportError, match="not on PyPI"):
         require_detectron2()
 

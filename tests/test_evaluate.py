@@ -4,7 +4,6 @@ import json
 import numpy as np
 import pytest
 
-from clothingrec.structures import Detections
 from clothingrec.evaluate import (
     coco_evaluate,
     confusion_matrix,
@@ -15,6 +14,8 @@ from clothingrec.evaluate import (
     predict_coco,
     results_table,
 )
+from clothingrec.evaluate.coco import STAT_NAMES
+from clothingrec.structures import Detections
 
 
 def _square(x, y, w, h):
@@ -159,3 +160,101 @@ def test_detections_validate_and_export():
     with pytest.raises(ValueError, match="differ in length"):
         Detections([[0, 0, 1, 1]], [1, 2], [0.5])
     assert len(det.filter(0.5)) == 1
+
+
+# ------------------------------------------------------------------ partial overlaps, pinned to pycocotools
+def _box_gt():
+    """3 images 200x160, 2 categories, boxes with polygon masks (areas all 'large' or 'medium')."""
+    boxes = [(1, 1, [0, 0, 100, 100]), (2, 1, [20, 20, 60, 50]), (3, 2, [10, 10, 120, 90]),
+             (1, 2, [110, 40, 80, 110]), (2, 2, [100, 10, 40, 40])]
+    anns = [{"id": i + 1, "image_id": im, "category_id": c, "bbox": [float(v) for v in b],
+             "area": float(b[2] * b[3]), "iscrowd": 0, "segmentation": _square(*b)}
+            for i, (im, c, b) in enumerate(boxes)]
+    return {"images": [{"id": i, "file_name": f"{i}.png", "width": 200, "height": 160} for i in (1, 2, 3)],
+            "annotations": anns, "categories": [{"id": 1, "name": "top"}, {"id": 2, "name": "skirt"}]}
+
+
+def _partial_results():
+    return [
+        {"image_id": 1, "category_id": 1, "bbox": [0.0, 0.0, 100.0, 62.0], "score": 0.9},  # IoU 0.62
+        {"image_id": 2, "category_id": 1, "bbox": [20.0, 20.0, 60.0, 50.0], "score": 0.5},  # exact
+        {"image_id": 2, "category_id": 1, "bbox": [150.0, 100.0, 30.0, 30.0], "score": 0.95},  # false positive
+        {"image_id": 3, "category_id": 2, "bbox": [10.0, 10.0, 120.0, 72.0], "score": 0.8},  # IoU 0.8
+        {"image_id": 3, "category_id": 2, "bbox": [10.0, 10.0, 120.0, 63.0], "score": 0.6},  # duplicate: FP
+        {"image_id": 1, "category_id": 2, "bbox": [110.0, 40.0, 80.0, 50.0], "score": 0.7},  # IoU 0.4545: FP, miss
+        # image 2's skirt is never predicted: a miss
+    ]
+
+
+def _pycocotools_oracle(gt, results, iou_type="bbox"):
+    """pycocotools run directly: the 12 summary numbers and per-category AP50 / AP75 (area all, 100 dets)."""
+    import contextlib
+    import copy
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO()
+        coco.dataset = copy.deepcopy(gt)
+        coco.createIndex()
+        dt = coco.loadRes(copy.deepcopy(results))
+        ev = COCOeval(coco, dt, iouType=iou_type)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    per_cat = {}
+    def ap(t, k):
+        p = ev.eval["precision"][t, :, k, 0, 2]
+        return float(p[p > -1].mean()) if (p > -1).any() else -1.0
+
+    for k, cid in enumerate(ev.params.catIds):
+        per_cat[cid] = (ap(0, k), ap(5, k))
+    return list(map(float, ev.stats)), per_cat
+
+
+def test_one_partial_overlap_scores_ap50_one_ap75_zero():
+    gt = {"images": [{"id": 1, "file_name": "a.png", "width": 200, "height": 160}],
+          "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0.0, 0.0, 100.0, 100.0],
+                           "area": 10000.0, "iscrowd": 0, "segmentation": _square(0, 0, 100, 100)}],
+          "categories": [{"id": 1, "name": "top"}]}
+    pred = [{"image_id": 1, "category_id": 1, "bbox": [0.0, 0.0, 100.0, 62.0], "score": 0.9}]  # IoU 0.62
+    r = coco_evaluate(gt, pred, "bbox")
+    s = r.stats
+    assert s["AP50"] == pytest.approx(1.0) and s["AP75"] == pytest.approx(0.0)
+    assert s["AP"] == pytest.approx(0.3)  # matched at IoU 0.50, 0.55, 0.60 of the ten thresholds
+    assert s["AP_large"] == pytest.approx(0.3) and s["AP_small"] == -1 and s["AP_medium"] == -1
+    assert s["AR1"] == s["AR10"] == s["AR100"] == pytest.approx(0.3)
+    row = r.per_category.iloc[0]
+    assert (row.AP50, row.AP75, row.AP) == pytest.approx((1.0, 0.0, 0.3))
+    stats, per_cat = _pycocotools_oracle(gt, pred)
+    assert [s[n] for n in STAT_NAMES] == pytest.approx(stats)
+
+
+@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
+def test_partial_overlaps_match_pycocotools_exactly(iou_type):
+    gt = _box_gt()
+    results = _partial_results()
+    if iou_type == "segm":  # the same boxes as rectangle masks (RLE), as mask models export them
+        from pycocotools import mask as mask_utils
+
+        for r in results:
+            x, y, w, h = r["bbox"]
+            rle = mask_utils.merge(mask_utils.frPyObjects(_square(x, y, w, h), 160, 200))
+            r["segmentation"] = {"size": rle["size"], "counts": rle["counts"].decode()}
+    ours = evaluate_predictions(gt, results, segm=(iou_type == "segm"))[iou_type]
+    ref_stats, ref_cat = _pycocotools_oracle(gt, results, iou_type)
+    assert [ours.stats[n] for n in STAT_NAMES] == pytest.approx(ref_stats, abs=1e-12)
+    assert len(ours.summary_text.splitlines()) == 12
+    table = ours.per_category.set_index("category_id")
+    for cid, (ap50, ap75) in ref_cat.items():
+        assert (table.loc[cid, "AP50"], table.loc[cid, "AP75"]) == pytest.approx((ap50, ap75), abs=1e-12)
+    # and by hand, so a shared misreading of pycocotools would not pass: top has 2 GT, 3 detections
+    # (FP at 0.95, IoU-0.62 TP at 0.9, exact TP at 0.5); skirt has 3 GT, the 0.8-IoU TP and 2 FPs
+    if iou_type == "bbox":
+        assert table.loc[1, "n_gt"] == 2 and table.loc[2, "n_gt"] == 3
+        assert table.loc[1, "AP75"] == pytest.approx(
+            np.mean([1 / 3] * 51 + [0.0] * 50))  # recall 0.5 reached only at the third detection
+        assert table.loc[2, "AP50"] == pytest.approx(np.mean([1.0] * 34 + [0.0] * 67))  # 1 of 3 found
+        assert table.loc[2, "AP75"] == pytest.approx(table.loc[2, "AP50"])  # IoU 0.8 passes 0.75

@@ -1,4 +1,4 @@
-"""Synthetic datasets in the exact DeepFashion2 and Penn-Fudan layouts, for tests and smoke runs.
+"""Synthetic datasets in the exact DeepFashion2, Penn-Fudan and CCP layouts, for tests and smoke runs.
 
 Nothing here imitates real photographs; the point is the *format*: every file, field and convention
 the real readers and converters rely on, with ground truth that is correct by construction.
@@ -16,6 +16,8 @@ the real readers and converters rely on, with ground truth that is correct by co
   ``source`` ``shop`` / ``user`` accordingly, consecutive images share a ``pair_id``.
 - :func:`write_pennfudan` draws people-like figures (head, torso, arms, legs) on street-like
   backgrounds with one instance id per figure in ``PedMasks`` and the original annotation text format.
+- :func:`write_ccp` writes clothing-co-parsing label maps (``.mat``, 59 labels) of a figure with a
+  top, a bottom and sometimes a coat and shoes, with flat-coloured photos.
 
 Both are seeded and deterministic (same arguments → byte-identical files) and take well under a
 second per ten images.
@@ -395,4 +397,47 @@ def write_pennfudan(root: str | Path, n: int = 40, seed: int = 0) -> Path:
         for stale in dirs[d].glob(pattern):
             if stale.name.split(".")[0].removesuffix("_mask") not in keep:
                 stale.unlink()
+    return root
+
+
+# ---------------------------------------------------------------- clothing-co-parsing (pixel-level part)
+def write_ccp(root: str | Path, n: int = 8, seed: int = 0, image_size: tuple[int, int] = (96, 128)) -> Path:
+    """Write ``root/{photos,annotations/pixel-level}`` and ``label_list.mat`` in the CCP layout.
+
+    Each label map (``groundtruth``, uint8, H×W) holds a figure: hair and skin, a top (``t-shirt`` or
+    ``blouse``), a bottom (``jeans``, ``skirt`` or ``shorts``), sometimes shoes and a ``coat``;
+    photos are flat colours per label.  Ids are ``0001`` upward (as in the release, so the stored
+    split knows them).  ``image_size`` is (width, height).
+    """
+    from scipy.io import savemat
+
+    from clothingrec.datasets import ccp
+
+    root = Path(root)
+    photos, labels = root / "photos", root / "annotations" / "pixel-level"
+    photos.mkdir(parents=True, exist_ok=True)
+    labels.mkdir(parents=True, exist_ok=True)
+    names = np.empty((len(ccp.LABELS),), dtype=object)
+    names[:] = [np.array([name]) for name in ccp.LABELS]
+    savemat(root / "label_list.mat", {"label_list": names.reshape(1, -1)})
+    value = {name: v for v, name in enumerate(ccp.LABELS)}
+    rng = np.random.default_rng([seed, 11])
+    w, h = image_size
+    palette = rng.integers(30, 230, size=(len(ccp.LABELS), 3)).astype(np.uint8)
+    for i in range(n):
+        gt = np.zeros((h, w), np.uint8)
+        cx = int(w * rng.uniform(0.4, 0.6))
+        gt[int(h * 0.05):int(h * 0.15), cx - w // 10:cx + w // 10] = value["hair"]
+        gt[int(h * 0.15):int(h * 0.22), cx - w // 14:cx + w // 14] = value["skin"]
+        top = str(rng.choice(["t-shirt", "blouse"]))
+        gt[int(h * 0.22):int(h * 0.5), cx - w // 5:cx + w // 5] = value[top]
+        if rng.random() < 0.3:
+            gt[int(h * 0.22):int(h * 0.55), cx - w // 4:cx - w // 6] = value["coat"]
+        bottom = str(rng.choice(["jeans", "skirt", "shorts"]))
+        gt[int(h * 0.5):int(h * (0.9 if bottom == "jeans" else 0.7)), cx - w // 6:cx + w // 6] = value[bottom]
+        if rng.random() < 0.5:
+            gt[int(h * 0.92):int(h * 0.98), cx - w // 6:cx + w // 6] = value["shoes"]
+        stem = f"{i + 1:04d}"
+        savemat(labels / f"{stem}.mat", {"groundtruth": gt})
+        Image.fromarray(palette[gt]).save(photos / f"{stem}.jpg", quality=90)
     return root

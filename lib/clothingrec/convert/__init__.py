@@ -30,9 +30,12 @@ split), then each part keeps its first images (sorted by name) in proportion (la
 parts add up to ``max_images``), at least one each.
 
 Conversion runs in parallel over processes (``workers``, default one per core), each worker reading
-one image's annotation, validating it, reading the image size from the file header (no pixel
-decoding) and writing that image's YOLO labels; the parent assembles the COCO JSON in image order, so
-output is byte-identical whatever the number of workers.  A re-run with unchanged inputs and options
+one image's annotation, validating it (:mod:`clothingrec.datasets.records`: one set of rules for
+every reader), decoding the image's pixels completely (a truncated file is reported, not kept) and
+writing that image's YOLO labels; the parent assembles the COCO JSON in image order, so
+output is byte-identical whatever the number of workers.  Every item of a kept image is either
+converted or reported (:meth:`ConversionReport.check`), and every JSON written is strict
+(``allow_nan=False``: no ``NaN`` / ``Infinity``).  A re-run with unchanged inputs and options
 reuses the output (``prepared.json`` fingerprint: file names, sizes and mtimes).
 """
 from __future__ import annotations
@@ -54,7 +57,7 @@ from clothingrec.datasets import pennfudan as pf_mod
 from clothingrec.datasets.records import Issue, ReadResult
 from clothingrec.splits import FRACTIONS
 
-FORMAT_VERSION = 5  # 5: train / val / test (a folder prepared with the two-way split is rebuilt)
+FORMAT_VERSION = 6  # 5: train / val / test; 6: strict validation, pixels decoded, items_in in the report
 #: below this many images a split is converted in-process (a process pool costs more than it saves)
 PARALLEL_MIN_JOBS = 64
 SPLITS = ("train", "val", "test")
@@ -166,6 +169,7 @@ def list_entries(kind: str, root: Path, val_fraction: float = FRACTIONS["val"],
     """
     from clothingrec.splits import ccp_split, ccp_split_info, seeded_split
 
+    warnings = []  # folders that exist but hold nothing to convert (the report shows them)
     if kind == "deepfashion2":
         out = {}
         for split in SPLITS:
@@ -175,14 +179,26 @@ def list_entries(kind: str, root: Path, val_fraction: float = FRACTIONS["val"],
             if not folder.is_dir():
                 out[split] = []
                 continue
+            missing = [p.name for p in (folder / "image", folder / "annos") if not p.is_dir()]
+            if missing:
+                warnings.append(f"split folder {folder.name}/ exists but has no {' or '.join(missing)}/ folder: "
+                                f"split {split} is empty")
+                out[split] = []
+                continue
             pairs, issues = df2_mod.list_split(root, split)
             entries = [Entry(Path(i).stem, (str(i), str(a))) for i, a in pairs]
             entries += [Entry(Path(iss.file).stem, None, iss) for iss in issues]
+            if not entries:
+                warnings.append(f"split folder {folder.name}/ exists but holds no images or annotations: "
+                                f"split {split} is empty")
             out[split] = sorted(entries, key=lambda e: e.stem)
         rule = "DeepFashion2 release split (train / validation" + (" / test)" if "test" in out else ")")
-        return out, {"rule": rule, **({} if "test" in out else {"test": DF2_NO_TEST})}
+        return out, {"rule": rule, **({} if "test" in out else {"test": DF2_NO_TEST}),
+                     **({"warnings": warnings} if warnings else {})}
     if kind == "pennfudan":
         triples, issues = pf_mod.list_images(root)
+        if not triples and not issues:
+            warnings.append("PNGImages/ exists but holds no .png image: every split is empty")
         entries = [Entry(Path(p).stem, tuple(map(str, (p, m, a)))) for p, m, a in triples]
         entries += [Entry(Path(iss.file).stem, None, iss) for iss in issues]
         split = seeded_split([e.stem for e in entries], val_fraction=val_fraction, test_fraction=test_fraction,
@@ -191,6 +207,8 @@ def list_entries(kind: str, root: Path, val_fraction: float = FRACTIONS["val"],
                         f"test_fraction={test_fraction}, seed={seed})", **split}
     elif kind == "ccp":
         pairs, issues = ccp_mod.list_images(root)
+        if not pairs and not issues:
+            warnings.append("annotations/pixel-level/ exists but holds no .mat label map: every split is empty")
         entries = [Entry(Path(m).stem, (str(p), str(m))) for p, m in pairs]
         entries += [Entry(Path(iss.file).stem, None, iss) for iss in issues]
         split = ccp_split([e.stem for e in entries])
@@ -199,6 +217,8 @@ def list_entries(kind: str, root: Path, val_fraction: float = FRACTIONS["val"],
                 "seed": info["seed"], "fractions": info["fractions"], "digest": info["digest"], **split}
     else:
         raise ValueError(kind)
+    if warnings:
+        desc["warnings"] = warnings
     by_stem = {e.stem: e for e in entries}
     return {s: [by_stem[x] for x in split[s]] for s in SPLITS}, desc
 
@@ -221,32 +241,36 @@ def _cap(entries: dict[str, list[Entry]], max_images: int | None) -> dict[str, l
 
 # ------------------------------------------------------------------ per-image work (runs in workers)
 def _read(kind: str, paths: tuple[str, ...], split: str, options: dict) -> ReadResult:
+    decode = options.get("decode_images", True)  # every pixel decoded before an image is kept
     if kind == "deepfashion2":
-        return df2_mod.read_image(paths[0], paths[1], split)
+        return df2_mod.read_image(paths[0], paths[1], split, decode=decode)
     with_polygons = options.get("with_polygons", True)
     if kind == "pennfudan":
-        return pf_mod.read_image(paths[0], paths[1], paths[2], split, with_polygons=with_polygons)
+        return pf_mod.read_image(paths[0], paths[1], paths[2], split, with_polygons=with_polygons, decode=decode)
     if kind == "ccp":
         return ccp_mod.read_image(paths[0], paths[1], split, classes=options["classes"],
                                   min_pixels=options.get("min_pixels", ccp_mod.DEFAULT_MIN_PIXELS),
-                                  with_polygons=with_polygons)
+                                  with_polygons=with_polygons, decode=decode)
     raise ValueError(kind)
 
 
 def convert_one(job: tuple) -> tuple:
     """Worker: read one image, write its YOLO labels; return ``(image entry | None, annotation JSON
-    texts, category ids, issues)``.  Annotations travel as JSON text: cheap to send back, and the
-    parent writes them out as they are."""
+    texts, category ids, issues, items in)``.  Annotations travel as JSON text (strict: no NaN or
+    Infinity): cheap to send back, and the parent writes them out as they are."""
     kind, split, image_id, paths, options = job
     try:
         result = _read(kind, paths, split, options)
+        record = result.record
+        if record is None:
+            return None, [], [], result.issues, 0
+        anns = coco_mod.record_annotations(record, keypoints=(kind == "deepfashion2"))
+        texts = [coco_mod.annotation_text(a) for a in anns]
+        image = coco_mod.image_entry(record, image_id)
+        coco_mod._dumps(image)  # strict JSON or ValueError, before any label file is written
     except Exception as exc:  # noqa: BLE001 - a bug or an unforeseen file problem must not stop the run
         return None, [], [], [Issue(Path(paths[-1]).name, "", "file", f"{type(exc).__name__}: {exc}", split,
-                                    "image")]
-    record = result.record
-    if record is None:
-        return None, [], [], result.issues
-    anns = coco_mod.record_annotations(record, keypoints=(kind == "deepfashion2"))
+                                    "image")], 0
     det, seg = yolo_mod.record_lines(record)
     stem = record.path.stem
     for key, text in (("detect_dir", det), ("segment_dir", seg)):
@@ -254,8 +278,8 @@ def convert_one(job: tuple) -> tuple:
         if folder:
             with open(os.path.join(folder, stem + ".txt"), "w", encoding="utf-8") as f:
                 f.write(text)
-    return (coco_mod.image_entry(record, image_id), [coco_mod.annotation_text(a) for a in anns],
-            [a["category_id"] for a in anns], result.issues)
+    items_in = len(record.objects) if result.items_in is None else result.items_in
+    return image, texts, [a["category_id"] for a in anns], result.issues, items_in
 
 
 def _cpu_count() -> int:
@@ -351,6 +375,7 @@ class SplitResult:
     category_ids: list[int]
     issues: list[Issue]
     images_in: int
+    items_in: int = 0  # objects in the annotations of the kept images (= annotations + item-level issues)
 
     @property
     def n_annotations(self) -> int:
@@ -374,13 +399,15 @@ def convert_split(kind: str, split: str, entries: list[Entry], categories: list[
     jobs = [(k, s, i + 1, p, o) for i, (k, s, _, p, o) in enumerate(jobs)]  # image ids 1.. in name order
     writer = coco_mod.CocoWriter(coco_path, categories, description)
     category_ids: list[int] = []
-    for image, texts, cats, image_issues in _imap(jobs, workers, f"{kind}/{split}", progress):
+    items_in = 0
+    for image, texts, cats, image_issues, n_items in _imap(jobs, workers, f"{kind}/{split}", progress):
         issues.extend(image_issues)
         if image is not None:
             writer.add(image, texts)
             category_ids.extend(cats)
+            items_in += n_items
     writer.close()
-    return SplitResult(writer.images, category_ids, issues, len(entries))
+    return SplitResult(writer.images, category_ids, issues, len(entries), items_in)
 
 
 # ------------------------------------------------------------------ the entry point
@@ -500,6 +527,7 @@ def prepare_detection_dataset(name: str | os.PathLike, out_dir: str | os.PathLik
         report = ConversionReport(dataset=f"{name} ({kind}, classes={classes})")
         if kind == "deepfashion2" and "test" not in parts:
             report.notes.append(DF2_NO_TEST)
+        report.notes.extend(f"warning: {w}" for w in split_desc.get("warnings", ()))
         for split in parts:
             det_dir, seg_dir = root / "labels-detect" / split, root / "labels-segment" / split
             _clear_labels(det_dir)
@@ -512,14 +540,15 @@ def prepare_detection_dataset(name: str | os.PathLike, out_dir: str | os.PathLik
             names = {c["id"]: c["name"] for c in categories}
             per_cat = Counter(names[c] for c in result.category_ids)
             report.add_split(split, result.images_in, len(result.images), result.n_annotations,
-                             {n: per_cat.get(n, 0) for n in class_names}, result.issues)
+                             {n: per_cat.get(n, 0) for n in class_names}, result.issues, items_in=result.items_in)
         report.check()
         report.save(root)
         yolo_mod.write_data_yaml(yaml_path, root, {s: f"images/{s}" for s in parts}, class_names)
         if kind in ("pennfudan", "ccp"):
-            (root / "split.json").write_text(json.dumps(split_desc, indent=1) + "\n", encoding="utf-8")
+            (root / "split.json").write_text(json.dumps(split_desc, indent=1, allow_nan=False) + "\n",
+                                             encoding="utf-8")
         manifest_path.write_text(json.dumps({"key": key, "name": str(name), "kind": kind,
-                                             "source": str(source), **params}, indent=1) + "\n",
+                                             "source": str(source), **params}, indent=1, allow_nan=False) + "\n",
                                  encoding="utf-8")
     _set_task_labels(root, task)
     return PreparedDataset(

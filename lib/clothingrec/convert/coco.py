@@ -105,7 +105,8 @@ def dump(coco: dict, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(coco, separators=(",", ":"), ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(coco, separators=(",", ":"), ensure_ascii=False, allow_nan=False) + "\n",
+                   encoding="utf-8")
     tmp.replace(path)
     return path
 
@@ -162,7 +163,7 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _dumps(obj) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def annotation_text(ann: dict) -> str:

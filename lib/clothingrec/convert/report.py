@@ -15,9 +15,12 @@ COLUMNS = ("split", "level", "file", "item", "field", "reason")
 class ConversionReport:
     """Counts per split and the issues of a conversion.
 
-    Invariant (checked by :meth:`check`): for every split, ``images_in == images_out +`` the number
-    of image-level issues.  ``skipped`` holds every issue row: ``level`` is ``image`` (the whole
-    image skipped), ``item`` (one object skipped) or ``field`` (object kept, one field dropped).
+    Invariants (checked by :meth:`check`): for every split, ``images_in == images_out +`` the number
+    of image-level issues, and (where the readers counted them) ``items_in`` (objects in the
+    annotations of the kept images) ``== annotations_out +`` the number of item-level issues.
+    ``skipped`` holds every issue row: ``level`` is ``image`` (the whole image skipped), ``item`` (one
+    object skipped: exactly one row per lost object) or ``field`` (object or image kept, one field
+    dropped or changed: a polygon dropped, a box clipped...).
     """
 
     dataset: str = ""
@@ -26,12 +29,15 @@ class ConversionReport:
     annotations_out: dict[str, int] = field(default_factory=dict)
     per_category: dict[str, dict[str, int]] = field(default_factory=dict)  # split → name → count
     skipped: list[Issue] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # dataset-level remarks (e.g. "no test split")
+    notes: list[str] = field(default_factory=list)  # dataset-level remarks (e.g. "no test split", "warning: ...")
+    items_in: dict[str, int] = field(default_factory=dict)
 
     # ------------------------------------------------------------ accounting
     def add_split(self, split: str, images_in: int, images_out: int, annotations: int,
-                  per_category: dict[str, int], issues: list[Issue]) -> None:
+                  per_category: dict[str, int], issues: list[Issue], items_in: int | None = None) -> None:
         self.images_in[split] = images_in
+        if items_in is not None:
+            self.items_in[split] = items_in
         self.images_out[split] = images_out
         self.annotations_out[split] = annotations
         self.per_category[split] = dict(per_category)
@@ -40,12 +46,21 @@ class ConversionReport:
     def images_skipped(self, split: str | None = None) -> int:
         return sum(1 for i in self.skipped if i.level == "image" and (split is None or i.split == split))
 
+    def items_skipped(self, split: str | None = None) -> int:
+        return sum(1 for i in self.skipped if i.level == "item" and (split is None or i.split == split))
+
     def check(self) -> None:
-        """Raise AssertionError when images in ≠ images out + images reported for some split."""
+        """Raise AssertionError when images in ≠ images out + images reported, or items in ≠ items out
+        + items reported, for some split."""
         for split, n_in in self.images_in.items():
             out, skipped = self.images_out.get(split, 0), self.images_skipped(split)
             if n_in != out + skipped:
                 raise AssertionError(f"{self.dataset}/{split}: {n_in} images in, {out} out + {skipped} "
+                                     "reported")
+        for split, n_in in self.items_in.items():
+            out, skipped = self.annotations_out.get(split, 0), self.items_skipped(split)
+            if n_in != out + skipped:
+                raise AssertionError(f"{self.dataset}/{split}: {n_in} items in, {out} out + {skipped} "
                                      "reported")
 
     # ------------------------------------------------------------ views
@@ -62,7 +77,7 @@ class ConversionReport:
         rows = []
         for split in self.images_in:
             levels = Counter(i.level for i in self.skipped if i.split == split)
-            rows.append({"split": split, "images_in": self.images_in[split],
+            rows.append({"split": split, "images_in": self.images_in[split], "items_in": self.items_in.get(split),
                          "images_out": self.images_out.get(split, 0), "images_skipped": levels["image"],
                          "annotations_out": self.annotations_out.get(split, 0),
                          "items_skipped": levels["item"], "fields_dropped": levels["field"]})
@@ -106,7 +121,8 @@ class ConversionReport:
     def as_dict(self) -> dict:
         return {"dataset": self.dataset, "images_in": self.images_in, "images_out": self.images_out,
                 "annotations_out": self.annotations_out, "per_category": self.per_category,
-                "skipped": [i.as_dict() for i in self.skipped], "notes": list(self.notes)}
+                "skipped": [i.as_dict() for i in self.skipped], "notes": list(self.notes),
+                "items_in": self.items_in}
 
     def save(self, folder: str | Path) -> None:
         """Write ``report.json`` (everything), ``report.csv`` (skipped rows) and ``report.txt``."""
@@ -115,7 +131,7 @@ class ConversionReport:
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "report.json").write_text(json.dumps(self.as_dict(), indent=1) + "\n", encoding="utf-8")
+        (folder / "report.json").write_text(json.dumps(self.as_dict(), indent=1, allow_nan=False) + "\n", encoding="utf-8")
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(COLUMNS)
@@ -129,4 +145,5 @@ class ConversionReport:
         data = json.loads((Path(folder) / "report.json").read_text(encoding="utf-8"))
         return cls(dataset=data["dataset"], images_in=data["images_in"], images_out=data["images_out"],
                    annotations_out=data["annotations_out"], per_category=data["per_category"],
-                   skipped=[Issue(**row) for row in data["skipped"]], notes=list(data.get("notes", [])))
+                   skipped=[Issue(**row) for row in data["skipped"]], notes=list(data.get("notes", [])),
+                   items_in=dict(data.get("items_in", {})))

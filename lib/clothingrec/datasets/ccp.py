@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from clothingrec.datasets.records import (ImageRecord, ImageSkipped, Issue, ObjectRecord, ReadResult,
-                                          image_error, image_size, mask_box, mask_polygons)
+                                          decoded_size, image_error, image_size, mask_box, mask_polygons)
 
 #: garment group → (CCP label names, DeepFashion2 category ids it stands for)
 GARMENT_GROUPS: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {
@@ -103,10 +103,35 @@ def load_label_map(mat_path: str | Path) -> np.ndarray:
     return np.asarray(data["groundtruth"])
 
 
+def _usable_labels(gt: np.ndarray) -> tuple[np.ndarray, str]:
+    """The label map as uint8 with unusable pixels (NaN, ±inf, fractional, outside 0..58) set to 0
+    (background), and a reason counting them ("" when there were none)."""
+    if np.issubdtype(gt.dtype, np.floating):
+        values = gt.astype(np.float64)
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(values) | (values != np.round(values))
+    else:
+        values = gt.astype(np.int64) if gt.dtype != np.uint64 else np.minimum(gt, 255).astype(np.int64)
+        bad = np.zeros(gt.shape, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        bad |= ~bad & ((values < 0) | (values >= len(LABELS)))
+    problem = ""
+    if bad.any():
+        sample = sorted({str(v) for v in values[bad][:1000].tolist()})[:3]
+        problem = (f"{int(bad.sum())} pixels hold no label of 0..{len(LABELS) - 1} (e.g. {', '.join(sample)}): "
+                   "treated as background (0)")
+        values = np.where(bad, 0, values)
+    return values.astype(np.uint8), problem
+
+
 def read_image(photo_path: str | Path, mat_path: str | Path, split: str = "",
                classes: str = "garments", min_pixels: int = DEFAULT_MIN_PIXELS,
-               with_polygons: bool = True) -> ReadResult:
-    """Read one CCP photo: ``classes`` is ``garments``, ``person`` or ``all`` (garments + person)."""
+               with_polygons: bool = True, decode: bool = True) -> ReadResult:
+    """Read one CCP photo: ``classes`` is ``garments``, ``person`` or ``all`` (garments + person).
+
+    ``decode``: decode every pixel of the photo before keeping it (else its header size only).
+    Unusable label values (NaN, ±inf, fractional, outside the 59 labels) become background with a
+    field-level issue counting them; the rest of the map is used."""
     if classes not in ("garments", "person", "all"):
         raise ValueError(f"classes must be 'garments', 'person' or 'all', not {classes!r}")
     photo_path, mat_path = Path(photo_path), Path(mat_path)
@@ -118,24 +143,29 @@ def read_image(photo_path: str | Path, mat_path: str | Path, split: str = "",
         except Exception as exc:  # noqa: BLE001 - scipy raises many kinds on corrupt files
             raise ImageSkipped(Issue(mfile, "", "groundtruth", f"unreadable label map ({exc})", split, "image"))
         try:
-            width, height = image_size(photo_path)
+            width, height = (decoded_size if decode else image_size)(photo_path)
         except ValueError as exc:
             raise ImageSkipped(Issue(f"photos/{photo_path.name}", "", "image", image_error(exc), split, "image"))
         if gt.ndim != 2 or gt.shape != (height, width):
             raise ImageSkipped(Issue(mfile, "", "groundtruth", f"label map shape {gt.shape} does not match "
                                      f"the {width}x{height} photo", split, "image"))
+        if not (np.issubdtype(gt.dtype, np.integer) or np.issubdtype(gt.dtype, np.floating)):
+            raise ImageSkipped(Issue(mfile, "", "groundtruth", f"label map of {gt.dtype} values, not numbers",
+                                     split, "image"))
+        gt, problem = _usable_labels(gt)
+        if problem:
+            issues.append(Issue(mfile, "", "groundtruth", problem, split, "field"))
         if gt.max() == 0:
             raise ImageSkipped(Issue(mfile, "", "groundtruth",
                                      "empty label map (every pixel is 0 = background)", split, "image"))
-        if gt.max() >= len(LABELS):
-            raise ImageSkipped(Issue(mfile, "", "groundtruth",
-                                     f"label value {int(gt.max())} outside 0..{len(LABELS) - 1}", split, "image"))
     except ImageSkipped as skipped:
         return ReadResult(None, [skipped.issue])
     record = ImageRecord(path=photo_path, width=width, height=height, split=split, annotation_path=mat_path)
+    items_in = 0
     if classes in ("garments", "all"):
         groups = _LUT[gt]
         present = np.unique(groups)
+        items_in += int((present >= 0).sum())
         for g in present[present >= 0]:
             name = GARMENT_CATEGORIES[g]
             inst = groups == g
@@ -151,12 +181,13 @@ def read_image(photo_path: str | Path, mat_path: str | Path, split: str = "",
                 attributes={"ccp_labels": labels, "df2_categories": list(GARMENT_GROUPS[name][1])},
                 name=name))
     if classes in ("person", "all"):
+        items_in += 1
         person = gt > 0
         record.objects.append(ObjectRecord(
             category_id=len(GARMENT_CATEGORIES) + 1 if classes == "all" else 1, category_name="person",
             bbox=mask_box(person), polygons=mask_polygons(person) if with_polygons else [],
             mask=person, area=float(person.sum()), name="person"))
-    return ReadResult(record, issues)
+    return ReadResult(record, issues, items_in)
 
 
 def label_statistics(mat_paths) -> "pandas.DataFrame":  # noqa: F821

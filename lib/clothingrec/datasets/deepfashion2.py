@@ -7,19 +7,22 @@ One JSON per image: ``source`` ('shop' | 'user'), ``pair_id`` and ``item1`` … 
 ``occlusion``, ``zoom_in``, ``viewpoint``.  Released split sizes: 191,961 train / 32,153
 validation.
 
-:func:`read_image` validates one image and returns its record plus an :class:`Issue` for every
-item it skips (out-of-range category, malformed or zero-area box, polygons with fewer than 3
-points, zero mask area) or field it drops (malformed landmarks).  Unreadable images and malformed
-JSON skip the whole image.
+:func:`read_image` validates one image (the shared rules of :mod:`.records`: :func:`~.records.load_json`,
+:func:`~.records.check_box`, :func:`~.records.check_polygons`, :func:`~.records.decoded_size`) and
+returns its record plus an :class:`Issue` for every item it skips (out-of-range category; a box that
+is malformed, non-finite, inverted, zero-size or outside the image; no valid polygon; zero mask
+area; a duplicate or unknown item key) or field it drops or changes (malformed or non-finite
+landmarks, polygons and attributes; boxes and polygons clipped to the image).  Unreadable or
+truncated images and malformed JSON skip the whole image.
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
-from clothingrec.datasets.records import (ImageRecord, ImageSkipped, Issue, ObjectRecord, ReadResult,
-                                          clip_box, image_error, image_size)
+from clothingrec.datasets.records import (BadNumber, ImageRecord, ImageSkipped, Issue, ObjectRecord, ReadResult,
+                                          check_box, check_polygons, decoded_size, finite_attribute,
+                                          first_bad_number, image_error, image_size, load_json, number_problem)
 
 CATEGORIES = (
     "short sleeve top", "long sleeve top", "short sleeve outwear", "long sleeve outwear", "vest",
@@ -77,93 +80,109 @@ def _rel(path: Path) -> str:
     return "/".join(Path(path).parts[-3:])
 
 
-def _all_numbers(values) -> bool:
-    """Every value an int or a finite-or-infinite float, not NaN, not bool (fast path for long lists)."""
-    for v in values:
-        t = type(v)
-        if t is float:
-            if v != v:
-                return False
-        elif t is not int:
-            return False
-    return True
+#: top-level keys of an annotation file besides ``item1`` … ``itemN``
+IMAGE_KEYS = ("source", "pair_id")
+#: the keys of one item (anything else is reported as unknown)
+ITEM_KEYS = ("category_id", "category_name", "bounding_box", "landmarks", "segmentation", *ITEM_ATTRIBUTES)
 
 
 def read_image(image_path: str | Path, anno_path: str | Path, split: str = "",
-               compute_area: bool = True) -> ReadResult:
-    """Read and validate one DeepFashion2 image; see the module doc for what is skipped."""
+               compute_area: bool = True, decode: bool = True) -> ReadResult:
+    """Read and validate one DeepFashion2 image; see the module doc for what is skipped.
+
+    ``decode``: decode every pixel before keeping the image (:func:`~.records.decoded_size`), else
+    read the size from the header only.  ``items_in`` of the result counts every item-like key of
+    the file (duplicates and mis-spelled ``itemN`` keys included): each is either in the record or
+    in exactly one item-level issue.
+    """
     image_path, anno_path = Path(image_path), Path(anno_path)
     afile = _rel(anno_path)
     try:
         try:
             with open(anno_path, "rb") as f:
-                data = json.loads(f.read())
+                data = load_json(f.read())
         except (OSError, ValueError) as exc:
             raise ImageSkipped(Issue(afile, "", "json", f"malformed JSON ({exc})", split, "image"))
         if not isinstance(data, dict):
             raise ImageSkipped(Issue(afile, "", "json", "top level is not an object", split, "image"))
         try:
-            width, height = image_size(image_path)
+            width, height = (decoded_size if decode else image_size)(image_path)
         except ValueError as exc:
             raise ImageSkipped(Issue(_rel(image_path), "", "image", image_error(exc), split, "image"))
     except ImageSkipped as skipped:
         return ReadResult(None, [skipped.issue])
     issues: list[Issue] = []
+    attributes = {}
+    for name in IMAGE_KEYS:
+        value = data.get(name)
+        if not finite_attribute(value):
+            issues.append(Issue(afile, "", name, f"{_attribute_problem(value)} (field dropped)", split, "field"))
+            value = None
+        attributes[name] = value
     record = ImageRecord(path=image_path, width=width, height=height, split=split,
-                         annotation_path=anno_path,
-                         attributes={"source": data.get("source"), "pair_id": data.get("pair_id")})
-    keys = sorted((k for k in data if _ITEM_KEY.match(k)), key=lambda k: int(_ITEM_KEY.match(k).group(1)))
-    for key in keys:
-        obj = _read_item(data[key], key, afile, split, width, height, issues, compute_area)
+                         annotation_path=anno_path, attributes=attributes)
+    items, items_in = [], 0
+    for key, value in data.items():
+        m = _ITEM_KEY.match(key)
+        if m and not key.startswith("item0"):
+            items.append((int(m.group(1)), key, value))
+            items_in += 1
+        elif key not in IMAGE_KEYS:
+            item_like = _item_like(key, value)
+            items_in += item_like
+            issues.append(Issue(afile, key, key, f"unknown key {key!r} (expected source, pair_id or "
+                                f"item1, item2, ...): not converted", split, "item" if item_like else "field"))
+    for key in getattr(data, "duplicates", ()):
+        item_like = key not in IMAGE_KEYS and _item_like(key, data[key])
+        items_in += item_like
+        issues.append(Issue(afile, key, key, f"duplicate key {key!r}: the earlier value is overridden by the "
+                            "later one (earlier one lost)", split, "item" if item_like else "field"))
+    for _, key, value in sorted(items, key=lambda x: x[0]):
+        obj = _read_item(value, key, afile, split, width, height, issues, compute_area)
         if obj is not None:
             obj.attributes["source"] = record.attributes["source"]
             obj.attributes["pair_id"] = record.attributes["pair_id"]
             record.objects.append(obj)
-    return ReadResult(record, issues)
+    return ReadResult(record, issues, items_in)
+
+
+def _attribute_problem(value) -> str:
+    if isinstance(value, (BadNumber, float)):
+        return number_problem(value)
+    return f"{str(value)[:40]} holds a non-finite number"
+
+
+def _item_like(key: str, value) -> bool:
+    """An item under a canonical ``itemN`` key, or a mis-spelled one (an object, or a key like ``Item2``)."""
+    return bool(_ITEM_KEY.match(key)) or isinstance(value, dict) or key.lower().startswith(("item", "itme", "iten"))
 
 
 def _read_item(item, key, afile, split, width, height, issues, compute_area) -> ObjectRecord | None:
     def skip(field, reason):
         issues.append(Issue(afile, key, field, reason, split, "item"))
 
+    def note(field, reason):
+        issues.append(Issue(afile, key, field, reason, split, "field"))
+
     if not isinstance(item, dict):
         skip("item", "item is not an object")
         return None
+    dups = getattr(item, "duplicates", ())
+    if dups:
+        skip(dups[0], f"duplicate key {dups[0]!r} in the item: ambiguous value")
+        return None
+    for name in item:
+        if name not in ITEM_KEYS:
+            note(name, f"unknown item key {name!r} (ignored)")
     cat = item.get("category_id")
-    if not (isinstance(cat, int) and not isinstance(cat, bool)) or not 1 <= cat <= len(CATEGORIES):
-        skip("category_id", f"category_id {cat!r} is not an integer in 1..{len(CATEGORIES)}")
+    if type(cat) is not int or not 1 <= cat <= len(CATEGORIES):
+        skip("category_id", f"category_id {cat!r} is not an integer in 1..{len(CATEGORIES)}"[:160])
         return None
-    box = item.get("bounding_box")
-    if not (isinstance(box, list) and len(box) == 4 and _all_numbers(box)):
-        skip("bounding_box", f"expected [x1, y1, x2, y2] numbers, got {box!r}"[:160])
+    box = check_box(item.get("bounding_box"), width, height, skip, note)
+    if box is None:
         return None
-    x1, y1, x2, y2 = clip_box(box, width, height)
-    if x2 <= x1 or y2 <= y1:
-        skip("bounding_box", f"zero area after clipping to the {width}x{height} image (box {box})")
-        return None
-    seg = item.get("segmentation")
-    if not isinstance(seg, list):
-        skip("segmentation", f"expected a list of polygons, got {type(seg).__name__}")
-        return None
-    polygons = []
-    for k, poly in enumerate(seg):
-        if not (isinstance(poly, list) and _all_numbers(poly)) or len(poly) % 2:
-            skip(f"segmentation[{k}]", "polygon is not a flat list of x, y numbers (polygon dropped)")
-            continue
-        if len(poly) < 6:
-            skip(f"segmentation[{k}]", f"polygon has {len(poly) // 2} points, fewer than 3 (polygon dropped)")
-            continue
-        xs, ys = poly[0::2], poly[1::2]
-        if min(xs) >= 0 and min(ys) >= 0 and max(xs) <= width and max(ys) <= height:
-            polygons.append(list(map(float, poly)))  # inside the image: nothing to clip
-            continue
-        clipped = []
-        for i in range(0, len(poly), 2):
-            clipped.append(min(max(float(poly[i]), 0.0), float(width)))
-            clipped.append(min(max(float(poly[i + 1]), 0.0), float(height)))
-        polygons.append(clipped)
-    if not polygons:
-        skip("segmentation", "no polygon with at least 3 points")
+    polygons = check_polygons(item.get("segmentation"), width, height, skip, note)
+    if polygons is None:
         return None
     area = None
     if compute_area:
@@ -175,15 +194,25 @@ def _read_item(item, key, afile, split, width, height, issues, compute_area) -> 
             return None
     n_expected = LANDMARK_COUNTS[cat - 1]
     landmarks = item.get("landmarks")
-    if not (isinstance(landmarks, list) and len(landmarks) == 3 * n_expected
-            and _all_numbers(landmarks)):
+    if not (isinstance(landmarks, list) and len(landmarks) == 3 * n_expected):
         got = len(landmarks) if isinstance(landmarks, list) else type(landmarks).__name__
-        issues.append(Issue(afile, key, "landmarks",
-                            f"expected {3 * n_expected} numbers for category {cat}, got {got} "
-                            "(item kept without landmarks)", split, "field"))
+        note("landmarks", f"expected {3 * n_expected} numbers for category {cat}, got {got} "
+                          "(item kept without landmarks)")
         landmarks = None
-    attributes = {name: item.get(name) for name in ITEM_ATTRIBUTES}
-    return ObjectRecord(category_id=cat, category_name=CATEGORIES[cat - 1], bbox=(x1, y1, x2, y2),
+    elif (bad := first_bad_number(landmarks)) is not None:
+        note(f"landmarks[{bad[0]}]", f"{bad[1]} (item kept without landmarks)")
+        landmarks = None
+    elif any(v not in (0, 1, 2) for v in landmarks[2::3]):
+        note("landmarks", "visibility not 0, 1 or 2 (item kept without landmarks)")
+        landmarks = None
+    attributes = {}
+    for name in ITEM_ATTRIBUTES:
+        value = item.get(name)
+        if not finite_attribute(value):
+            note(name, f"{_attribute_problem(value)} (field dropped)")
+            value = None
+        attributes[name] = value
+    return ObjectRecord(category_id=cat, category_name=CATEGORIES[cat - 1], bbox=box,
                         polygons=polygons, area=area, landmarks=landmarks, attributes=attributes,
                         name=key)
 

@@ -26,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from clothingrec.datasets.records import (ImageRecord, ImageSkipped, Issue, ObjectRecord, ReadResult,
-                                          clip_box, image_error, image_size, mask_polygons)
+from clothingrec.datasets.records import (BadNumber, ImageRecord, ImageSkipped, Issue, ObjectRecord, ReadResult,
+                                          check_box, decoded_size, image_error, image_size, mask_polygons,
+                                          parse_number)
 
 CATEGORIES = ("person",)
 
@@ -36,7 +37,7 @@ _SIZE = re.compile(r"^Image size \(X x Y x C\)\s*:\s*(?P<x>\d+)\s*x\s*(?P<y>\d+)
 _OBJECTS = re.compile(r'^Objects with ground truth\s*:\s*(?P<n>\d+)\s*\{(?P<labels>[^}]*)\}\s*$')
 _BOX = re.compile(
     r'^Bounding box for object (?P<k>\d+) "(?P<label>[^"]*)" \(Xmin, Ymin\) - \(Xmax, Ymax\)\s*:\s*'
-    r"\(\s*(?P<x1>-?\d+)\s*,\s*(?P<y1>-?\d+)\s*\)\s*-\s*\(\s*(?P<x2>-?\d+)\s*,\s*(?P<y2>-?\d+)\s*\)\s*$")
+    r"\((?P<x1>[^,()]+),(?P<y1>[^,()]+)\)\s*-\s*\((?P<x2>[^,()]+),(?P<y2>[^,()]+)\)\s*$")
 _MASK = re.compile(r'^Pixel mask for object (?P<k>\d+) "(?P<label>[^"]*)"\s*:\s*"(?P<path>[^"]*)"\s*$')
 _ORIGINAL = re.compile(r'^Original label for object (?P<k>\d+) "(?P<label>[^"]*)"\s*:\s*"(?P<orig>[^"]*)"\s*$')
 _DATABASE = re.compile(r'^Database\s*:\s*"(?P<db>[^"]*)"\s*$')
@@ -53,6 +54,8 @@ class PedObject:
     box: tuple[int, int, int, int] | None = None  # 1-based inclusive Xmin, Ymin, Xmax, Ymax
     mask_file: str | None = None
     original_label: str | None = None
+    box_error: str | None = None  # why the box line's numbers are unusable (NaN, too large, not whole)
+    duplicates: int = 0  # further box lines for the same object number (each loses the earlier box)
 
 
 @dataclass
@@ -88,8 +91,19 @@ def parse_annotation(text: str, source: str = "<annotation>") -> PedAnnotation:
                 raise AnnotationError(f"{source}:{lineno}: 'Objects with ground truth' says {m['n']} "
                                       f"but lists {len(labels)} labels")
         elif m := _BOX.match(line):
-            box = tuple(int(m[k]) for k in ("x1", "y1", "x2", "y2"))
-            obj(int(m["k"]), m["label"]).box = box
+            o = obj(int(m["k"]), m["label"])
+            if o.box is not None or o.box_error is not None:
+                o.duplicates += 1  # a second box line for the same object: the earlier one is lost
+            values = [parse_number(m[k]) for k in ("x1", "y1", "x2", "y2")]
+            bad = [(name, m[g].strip(), v) for name, g, v in zip(("Xmin", "Ymin", "Xmax", "Ymax"),
+                                                                 ("x1", "y1", "x2", "y2"), values)
+                   if type(v) is not int]  # Penn-Fudan boxes are whole pixels
+            if bad:
+                name, text, v = bad[0]
+                o.box_error = (f"{name} {text[:24]!r} is " + ("not a finite number" if isinstance(v, BadNumber)
+                               else "not an integer") + f" (line {lineno})")
+            else:
+                o.box = tuple(values)
         elif m := _MASK.match(line):
             obj(int(m["k"]), m["label"]).mask_file = m["path"]
         elif m := _ORIGINAL.match(line):
@@ -155,18 +169,20 @@ def list_images(root: str | Path) -> tuple[list[tuple[Path, Path, Path]], list[I
 
 
 def read_image(image_path: str | Path, mask_path: str | Path, annotation_path: str | Path,
-               split: str = "", with_polygons: bool = True) -> ReadResult:
-    """Read one Penn-Fudan image: boxes from the annotation (clipped), masks and areas from PedMasks."""
+               split: str = "", with_polygons: bool = True, decode: bool = True) -> ReadResult:
+    """Read one Penn-Fudan image: boxes from the annotation (validated and clipped by
+    :func:`~.records.check_box`, clipping reported), masks and areas from PedMasks.  ``decode``: decode
+    every pixel of the PNG before keeping it (else the header size only)."""
     image_path, mask_path, annotation_path = Path(image_path), Path(mask_path), Path(annotation_path)
     afile = f"Annotation/{annotation_path.name}"
     issues: list[Issue] = []
     try:
         try:
             ann = parse_annotation(annotation_path.read_text(encoding="utf-8", errors="replace"), afile)
-        except AnnotationError as exc:
+        except ValueError as exc:  # AnnotationError, or a number with too many digits for int()
             raise ImageSkipped(Issue(afile, "", "annotation", str(exc).split(": ", 1)[-1], split, "image"))
         try:
-            width, height = image_size(image_path)
+            width, height = (decoded_size if decode else image_size)(image_path)
         except ValueError as exc:
             raise ImageSkipped(Issue(f"PNGImages/{image_path.name}", "", "image", image_error(exc),
                                      split, "image"))
@@ -191,16 +207,36 @@ def read_image(image_path: str | Path, mask_path: str | Path, annotation_path: s
                             f"PNG header {width}x{height} (header used)", split, "field"))
     record = ImageRecord(path=image_path, width=width, height=height, split=split,
                          annotation_path=annotation_path, attributes={"database": ann.database})
+    declared = set(range(1, len(ann.labels) + 1))
+    present = {o.index for o in ann.objects}
+    n_missing = max(0, len(declared) - len(present))  # listed objects that no detail line describes
+    for k in sorted(declared - present)[:n_missing]:
+        issues.append(Issue(afile, f"object {k}", "Objects with ground truth",
+                            f"object {k} is listed but has no detail lines", split, "item"))
+    items_in = len(present) + n_missing + sum(o.duplicates for o in ann.objects)
     for o in ann.objects:
         name = f"object {o.index}"
+        for _ in range(o.duplicates):
+            issues.append(Issue(afile, name, "Bounding box", f"duplicate bounding box line for object {o.index}: "
+                                "the earlier box is overridden (lost)", split, "item"))
+
+        def skip(field, reason, name=name):
+            issues.append(Issue(afile, name, field, reason, split, "item"))
+
+        def note(field, reason, name=name):
+            issues.append(Issue(afile, name, field, reason, split, "field"))
+
+        if o.box_error is not None:
+            skip("Bounding box", o.box_error)
+            continue
         if o.box is None:
-            issues.append(Issue(afile, name, "Bounding box", "object has no bounding box line", split))
+            skip("Bounding box", "object has no bounding box line")
             continue
-        x1, y1, x2, y2 = clip_box((o.box[0] - 1, o.box[1] - 1, o.box[2], o.box[3]), width, height)
-        if x2 <= x1 or y2 <= y1:
-            issues.append(Issue(afile, name, "Bounding box",
-                                f"zero area after clipping to the {width}x{height} image (box {o.box})", split))
+        box = check_box((o.box[0] - 1, o.box[1] - 1, o.box[2], o.box[3]), width, height, skip, note,
+                        field="Bounding box", shown=o.box)
+        if box is None:
             continue
+        x1, y1, x2, y2 = box
         inst = mask == o.index
         area = int(inst.sum())
         if area == 0:
@@ -211,4 +247,4 @@ def read_image(image_path: str | Path, mask_path: str | Path, annotation_path: s
             category_id=1, category_name="person", bbox=(x1, y1, x2, y2),
             polygons=mask_polygons(inst) if with_polygons else [], mask=inst, area=float(area),
             attributes={"label": o.label}, name=name))
-    return ReadResult(record, issues)
+    return ReadResult(record, issues, items_in)

@@ -9,6 +9,9 @@ corner of the top-left pixel: a box ``(x1, y1, x2, y2)`` covering pixel columns 
 """
 from __future__ import annotations
 
+import json
+import math
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,6 +99,181 @@ class ReadResult:
 
     record: ImageRecord | None
     issues: list[Issue] = field(default_factory=list)
+    #: objects the annotation holds (kept images): ``items_in == len(record.objects) +`` item-level issues
+    items_in: int | None = None
+
+
+# ------------------------------------------------------------------ the validation layer every reader uses
+class BadNumber(str):
+    """A number of an annotation that no output may carry: ``NaN``, ``±Infinity`` or one too large for
+    a float.  Holds the source text; :func:`load_json` returns it in the number's place, so it fails
+    every numeric check downstream (it is not an ``int`` or ``float``) and the report can quote it."""
+
+
+_FLOAT_MAX = sys.float_info.max
+
+
+def _json_float(text: str):
+    value = float(text)
+    return value if math.isfinite(value) else BadNumber(text)
+
+
+def _json_int(text: str):
+    if len(text) > 400:  # past any float (and Python's int-parsing digit limit): never int() it
+        return BadNumber(text)
+    value = int(text)
+    return value if abs(value) <= _FLOAT_MAX else BadNumber(text)
+
+
+class JsonObject(dict):
+    """A JSON object that remembers the keys it held more than once (``duplicates``, in file order)."""
+
+    __slots__ = ("duplicates",)
+
+
+def _json_object(pairs):
+    obj = JsonObject()
+    dups = []
+    for key, value in pairs:
+        if key in obj:
+            dups.append(key)
+        obj[key] = value
+    obj.duplicates = dups
+    return obj
+
+
+def load_json(data: bytes | str):
+    """Parse annotation JSON keeping every problem visible: non-finite numbers and numbers too large
+    for a float become :class:`BadNumber`, objects are :class:`JsonObject` listing duplicate keys
+    (plain ``json.loads`` keeps the last value silently).  Raises ``ValueError`` on malformed JSON."""
+    return json.loads(data, parse_float=_json_float, parse_int=_json_int, parse_constant=BadNumber,
+                      object_pairs_hook=_json_object)
+
+
+def parse_number(text: str):
+    """A number from annotation text (int when integral in form), or :class:`BadNumber` / ``None``
+    (not a number at all)."""
+    text = text.strip()
+    try:
+        return _json_int(text) if text.lstrip("+-").isdigit() else _json_float(text)
+    except ValueError:
+        return None
+
+
+def number_problem(value) -> str | None:
+    """Why ``value`` is not a usable coordinate: None for a finite int / float (not bool)."""
+    t = type(value)
+    if t is float:
+        return None if math.isfinite(value) else f"{value} is not a finite number"
+    if t is int:
+        return None if abs(value) <= _FLOAT_MAX else f"{str(value)[:12]}... is too large for a float"
+    if isinstance(value, BadNumber):
+        if value.lstrip("+-") in ("NaN", "Infinity", "inf", "nan"):
+            return f"{value} is not a finite number"
+        return f"{value[:24]} is too large for a float"
+    if value is None or isinstance(value, (bool, str, list, dict)):
+        return f"{type(value).__name__} {str(value)[:30]!r} is not a number"
+    return f"{type(value).__name__} is not a number"
+
+
+def first_bad_number(values) -> tuple[int, str] | None:
+    """``(index, reason)`` of the first value that is not a finite number, or None (fast path)."""
+    for i, v in enumerate(values):
+        t = type(v)
+        if t is float:
+            if v - v != 0.0:  # NaN or ±inf
+                return i, number_problem(v)
+        elif t is not int or abs(v) > _FLOAT_MAX:
+            return i, number_problem(v)
+    return None
+
+
+def finite_attribute(value) -> bool:
+    """True when an attribute value can go to strict JSON as it is (no BadNumber, NaN or ±inf inside)."""
+    if isinstance(value, BadNumber):
+        return False
+    if type(value) is float:
+        return math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return all(finite_attribute(v) for v in value)
+    if isinstance(value, dict):
+        return all(finite_attribute(v) for v in value.values())
+    return True
+
+
+_BOX_NAMES = ("x1", "y1", "x2", "y2")
+
+
+def check_box(box, width: int, height: int, skip, note, field: str = "bounding_box", shown=None):
+    """Validate and clip one ``(x1, y1, x2, y2)`` box; the one rule every reader applies.
+
+    Returns the clipped box, or None after ``skip(field, reason)`` (the item is lost): not four
+    numbers, a non-finite or too-large value (the field names its index), an inverted box (x2 < x1 or
+    y2 < y1), a zero width or height, or a box entirely outside the image.  A box that is kept but
+    reaches outside the image is clipped and ``note(field, reason)`` says so (never silently).
+    ``shown``: the box as the source file writes it, for the reason (default ``box``).
+    """
+    shown = box if shown is None else shown
+    if not (isinstance(box, (list, tuple)) and len(box) == 4):
+        skip(field, f"expected [x1, y1, x2, y2] numbers, got {shown!r}"[:160])
+        return None
+    bad = first_bad_number(box)
+    if bad is not None:
+        skip(f"{field}[{bad[0]}]", f"{_BOX_NAMES[bad[0]]}: {bad[1]}")
+        return None
+    x1, y1, x2, y2 = (float(v) for v in box)
+    if x2 < x1 or y2 < y1:
+        which = " and ".join(s for s, bad in (("x2 < x1", x2 < x1), ("y2 < y1", y2 < y1)) if bad)
+        skip(field, f"inverted box: {which} (box {list(shown)})")
+        return None
+    if x2 == x1 or y2 == y1:
+        skip(field, f"zero {'width' if x2 == x1 else 'height'} box (box {list(shown)})")
+        return None
+    clipped = clip_box((x1, y1, x2, y2), width, height)
+    if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
+        skip(field, f"box lies outside the {width}x{height} image (zero area after clipping; box {list(shown)})")
+        return None
+    if clipped != (x1, y1, x2, y2):
+        note(field, f"box reaches outside the {width}x{height} image: clipped from {list(shown)} to "
+                    f"{[round(v, 2) for v in clipped]}")
+    return clipped
+
+
+def check_polygons(seg, width: int, height: int, skip, note, field: str = "segmentation") -> list[list[float]] | None:
+    """Validate flat ``[x, y, ...]`` polygons: bad ones dropped with ``note`` (field level), points
+    outside the image clipped with one ``note``; None after ``skip`` when no polygon is left."""
+    if not isinstance(seg, list):
+        skip(field, f"expected a list of polygons, got {type(seg).__name__}")
+        return None
+    polygons, outside = [], 0
+    for k, poly in enumerate(seg):
+        if not isinstance(poly, list) or len(poly) % 2:
+            note(f"{field}[{k}]", "polygon is not a flat list of x, y numbers (polygon dropped)")
+            continue
+        bad = first_bad_number(poly)
+        if bad is not None:
+            note(f"{field}[{k}][{bad[0]}]", f"{bad[1]} (polygon dropped)")
+            continue
+        if len(poly) < 6:
+            note(f"{field}[{k}]", f"polygon has {len(poly) // 2} points, fewer than 3 (polygon dropped)")
+            continue
+        xs, ys = poly[0::2], poly[1::2]
+        if min(xs) >= 0 and min(ys) >= 0 and max(xs) <= width and max(ys) <= height:
+            polygons.append(list(map(float, poly)))  # inside the image: nothing to clip
+            continue
+        clipped = []
+        for i in range(0, len(poly), 2):
+            x, y = float(poly[i]), float(poly[i + 1])
+            cx, cy = min(max(x, 0.0), float(width)), min(max(y, 0.0), float(height))
+            outside += (cx, cy) != (x, y)
+            clipped += [cx, cy]
+        polygons.append(clipped)
+    if outside:
+        note(field, f"{outside} polygon points outside the {width}x{height} image, clipped to its edge")
+    if not polygons:
+        skip(field, "no valid polygon with at least 3 points")
+        return None
+    return polygons
 
 
 def clip_box(box, width: int, height: int) -> tuple[float, float, float, float]:
@@ -230,9 +408,40 @@ def image_size(path) -> tuple[int, int]:
         raise ValueError(f"unreadable image {path}: {exc}") from exc
 
 
+def decoded_size(path) -> tuple[int, int]:
+    """``(width, height)`` of an image whose pixels decode completely; ``ValueError`` otherwise.
+
+    The header size (:func:`image_size`) must agree with Pillow's, and every pixel is decoded (JPEGs
+    at 1/8 scale, which still reads the whole entropy-coded stream): a truncated or corrupt file is
+    refused here instead of failing later in training.  Truncated files are refused even where some
+    other library set ``ImageFile.LOAD_TRUNCATED_IMAGES``.
+    """
+    width, height = image_size(path)
+    from PIL import Image, ImageFile
+
+    previous = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        with Image.open(path) as im:
+            if im.size != (width, height):
+                raise ValueError(f"header says {width}x{height}, the decoder {im.size[0]}x{im.size[1]}")
+            if im.format == "JPEG":
+                im.draft(im.mode, (max(1, width // 8), max(1, height // 8)))
+            im.load()
+    except ValueError as exc:
+        raise ValueError(f"undecodable image {path}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - OSError (truncated), SyntaxError (PNG chunks), DecompressionBombError...
+        raise ValueError(f"undecodable image {path}: {exc}") from exc
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous
+    return width, height
+
+
 def image_error(exc: Exception) -> str:
     """Short reason for an :func:`image_size` failure, without the path (the report names the file)."""
     cause = exc.__cause__
+    if cause is not None and str(exc).startswith("undecodable"):
+        return f"undecodable image pixels ({type(cause).__name__}: {cause})"
     return f"unreadable image ({cause})" if cause is not None else str(exc)
 
 

@@ -1,19 +1,28 @@
 """Optional detectron2 Mask R-CNN backend (``family: maskrcnn``, ``backend: detectron2``).
 
-detectron2 is not on PyPI; install it from source (https://github.com/facebookresearch/detectron2)
+detectron2 is not on PyPI: ``make setup`` installs ``../shared/wheels/detectron2-*.whl`` when present
+(built for this stack), else build it from source (https://github.com/facebookresearch/detectron2)
 matching your torch/CUDA.  Without it :func:`detectron2_available` is False and
 :func:`require_detectron2` raises a clear error.  The same COCO JSON trains it, and its predictor
 implements the common interface, so the one evaluation scores it like every other family.
+
+Training writes ``<out>/detectron2/``: ``config.yaml`` (the full detectron2 config), ``model_*.pth``
+checkpoints, ``last_checkpoint`` (what ``resume`` continues from) and ``metrics.json`` (one line per
+iteration), which :func:`read_metrics` turns into the run's per-epoch history and per-step table.
+Model-zoo weights (``pretrained``) are read from iopath's cache (:func:`zoo_weights_path`); offline a
+missing file raises :class:`clothingrec.weights.PretrainedWeightsUnavailable` naming where to put it.
 """
 from __future__ import annotations
 
+import json
 from importlib.util import find_spec
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
+import pandas as pd
 
-from clothingrec.structures import Detections
-from clothingrec.structures import EXPORT_SCORE_THRESHOLD
+from clothingrec.structures import EXPORT_SCORE_THRESHOLD, Detections
 
 #: detectron2 model-zoo configs by backbone name
 CONFIGS = {
@@ -44,7 +53,7 @@ def make_config(train_json, train_images, val_json, val_images, out_dir, *, back
     require_detectron2()
     from detectron2 import model_zoo
     from detectron2.config import get_cfg
-    from detectron2.data import DatasetCatalog
+    from detectron2.data import DatasetCatalog, MetadataCatalog
     from detectron2.data.datasets import register_coco_instances
 
     if backbone not in CONFIGS:
@@ -53,13 +62,15 @@ def make_config(train_json, train_images, val_json, val_images, out_dir, *, back
         key = f"{name}_{split}"
         if key in DatasetCatalog.list():
             DatasetCatalog.remove(key)
+        if key in MetadataCatalog.list():
+            MetadataCatalog.remove(key)
         register_coco_instances(key, {}, str(js), str(imgs))
     cfg = get_cfg()
     cfg.merge_from_file(model_zoo.get_config_file(CONFIGS[backbone]))
     cfg.DATASETS.TRAIN = (f"{name}_train",)
     cfg.DATASETS.TEST = (f"{name}_val",)
     cfg.DATALOADER.NUM_WORKERS = int(workers)
-    cfg.MODEL.WEIGHTS = model_zoo.get_checkpoint_url(CONFIGS[backbone]) if pretrained else ""
+    cfg.MODEL.WEIGHTS = zoo_weights(backbone) if pretrained else ""
     cfg.MODEL.DEVICE = "cuda" if device in ("auto", "cuda") and _cuda() else ("cpu" if device == "auto" else device)
     cfg.MODEL.ROI_HEADS.NUM_CLASSES = int(num_classes)
     if not pretrained:  # from scratch: BatchNorm trains, every stage unfrozen
@@ -73,7 +84,8 @@ def make_config(train_json, train_images, val_json, val_images, out_dir, *, back
     cfg.SOLVER.IMS_PER_BATCH = int(batch)
     cfg.SOLVER.BASE_LR = float(lr)
     cfg.SOLVER.MAX_ITER = int(iterations)
-    cfg.SOLVER.STEPS = (int(iterations * 0.67), int(iterations * 0.89))
+    steps = (int(iterations * 0.67), int(iterations * 0.89))
+    cfg.SOLVER.STEPS = tuple(sorted({s for s in steps if 0 < s < iterations}))  # fvcore: increasing, inside the run
     cfg.SOLVER.WARMUP_ITERS = min(100, max(1, iterations // 10))
     cfg.SOLVER.CHECKPOINT_PERIOD = int(checkpoint_period or max(1, iterations // 5))
     cfg.TEST.EVAL_PERIOD = 0
@@ -84,21 +96,111 @@ def make_config(train_json, train_images, val_json, val_images, out_dir, *, back
     return cfg
 
 
+def zoo_weights_path(backbone: str = "resnet50_fpn") -> tuple[str, Path]:
+    """``(url, local cache file)`` of a model-zoo checkpoint: iopath caches a URL's file at
+    ``$FVCORE_CACHE`` (default ``~/.torch/iopath_cache``) ``/<the URL's path without the host>``."""
+    require_detectron2()
+    from detectron2 import model_zoo
+    from iopath.common.file_io import get_cache_dir
+
+    url = model_zoo.get_checkpoint_url(CONFIGS[backbone])
+    return url, Path(get_cache_dir()) / urlparse(url).path.lstrip("/")
+
+
+def zoo_weights(backbone: str = "resnet50_fpn") -> str:
+    """The ``MODEL.WEIGHTS`` of a model-zoo checkpoint: its URL when cached or downloadable, else a clear error."""
+    from clothingrec.weights import PretrainedWeightsUnavailable, _reachable
+
+    url, cached = zoo_weights_path(backbone)
+    if cached.is_file() or _reachable(url):
+        return url
+    raise PretrainedWeightsUnavailable(
+        f"detectron2 model-zoo weights {CONFIGS[backbone]} need the file {cached.name!r}, which is not in "
+        f"{cached.parent} and cannot be downloaded from {url} (offline). Download it on a machine with a "
+        f"network and place it at {cached} (or set FVCORE_CACHE), or train from scratch (pretrained=false).")
+
+
 def _cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
 
 
-def train_detectron2(cfg, *, resume: bool = False) -> Path:
-    """Train with detectron2's ``DefaultTrainer`` (checkpoints in ``cfg.OUTPUT_DIR``; resume continues)."""
-    require_detectron2()
-    from detectron2.engine import DefaultTrainer
+def _trainer_class():
+    from detectron2.engine import DefaultTrainer, hooks
 
-    trainer = DefaultTrainer(cfg)
+    class Trainer(DefaultTrainer):
+        """detectron2's trainer without its own evaluation (the recipe scores the run with the one
+        pycocotools evaluation) and with ``metrics.json`` written every ``log_period`` iterations."""
+
+        log_period = 1
+
+        def build_hooks(self):
+            kept = []
+            for hook in super().build_hooks():
+                if isinstance(hook, hooks.EvalHook):
+                    continue
+                if isinstance(hook, hooks.PeriodicWriter):
+                    hook._period = int(self.log_period)
+                kept.append(hook)
+            return kept
+
+    return Trainer
+
+
+def train_detectron2(cfg, *, resume: bool = False, log_period: int = 1) -> Path:
+    """Train with detectron2's ``DefaultTrainer`` (checkpoints in ``cfg.OUTPUT_DIR``; ``resume`` continues
+    from its ``last_checkpoint`` up to ``cfg.SOLVER.MAX_ITER``). Returns the final weights."""
+    require_detectron2()
+    trainer_cls = _trainer_class()
+    trainer_cls.log_period = max(1, int(log_period))
+    trainer = trainer_cls(cfg)
     trainer.resume_or_load(resume=resume)
-    trainer.train()
-    return Path(cfg.OUTPUT_DIR) / "model_final.pth"
+    if trainer.start_iter < trainer.max_iter:
+        trainer.train()
+    final = Path(cfg.OUTPUT_DIR) / "model_final.pth"
+    if final.is_file():
+        return final
+    last = Path(cfg.OUTPUT_DIR) / "last_checkpoint"
+    return Path(cfg.OUTPUT_DIR) / last.read_text().strip()
+
+
+LOSS_RENAMES = {"total_loss": "loss"}
+
+
+def read_metrics(output_dir, iterations_per_epoch: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(history per epoch, steps per iteration)`` from detectron2's ``metrics.json``.
+
+    ``steps``: ``step`` (1-based iteration), ``loss`` (detectron2's ``total_loss``), each ``loss_*``,
+    ``lr``; ``history``: per epoch the mean of each loss and the last ``lr`` (the columns the torchvision
+    loop writes, so :func:`clothingrec.detect.plots.plot_run` draws both). A resumed run appends to the
+    file; a repeated iteration keeps its last line.
+    """
+    path = Path(output_dir) / "metrics.json"
+    rows = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            line = line.strip()
+            if line:
+                row = json.loads(line)
+                if "iteration" in row and "total_loss" in row:
+                    rows.append(row)
+    if not rows:
+        return pd.DataFrame(), pd.DataFrame()
+    raw = pd.DataFrame(rows).drop_duplicates("iteration", keep="last").sort_values("iteration")
+    keep = ["iteration", "lr"] + [c for c in raw if "loss" in c]
+    steps = raw[[c for c in keep if c in raw]].rename(columns=LOSS_RENAMES)
+    steps.insert(0, "step", steps.pop("iteration").astype(int) + 1)
+    steps = steps.reset_index(drop=True)
+    per_epoch = max(1, int(iterations_per_epoch))
+    epoch = (steps["step"] - 1) // per_epoch + 1
+    losses = [c for c in steps if c.startswith("loss")]
+    history = steps.groupby(epoch)[losses].mean()
+    if "lr" in steps:
+        history["lr"] = steps.groupby(epoch)["lr"].last()
+    history = history.rename_axis("epoch").reset_index()
+    history["iterations"] = steps.groupby(epoch)["step"].max().to_numpy()
+    return history, steps
 
 
 class Detectron2Predictor:
@@ -107,27 +209,38 @@ class Detectron2Predictor:
     family = "detectron2-maskrcnn"
 
     def __init__(self, cfg, weights, category_names: dict[int, str], *,
-                 score_threshold: float = EXPORT_SCORE_THRESHOLD):
+                 score_threshold: float = EXPORT_SCORE_THRESHOLD, device: str = "auto"):
         require_detectron2()
         from detectron2.engine import DefaultPredictor
 
         cfg = cfg.clone()
+        cfg.defrost()
         cfg.MODEL.WEIGHTS = str(weights)
         cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = float(score_threshold)
-        cfg.INPUT.FORMAT = "RGB"
+        if device == "auto":
+            device = "cuda" if _cuda() else "cpu"
+        elif str(device).split(":")[0] not in ("cpu", "cuda"):
+            device = f"cuda:{device}"  # a GPU index
+        cfg.MODEL.DEVICE = str(device)
+        self.cfg = cfg
         self.predictor = DefaultPredictor(cfg)
-        self.category_names = dict(category_names)
+        self.model = self.predictor.model
+        self.category_names = {int(k): v for k, v in dict(category_names).items()}
         self.category_ids = sorted(self.category_names)
 
     def predict(self, image: np.ndarray) -> Detections:
-        inst = self.predictor(image)["instances"].to("cpu")
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected an RGB image (H, W, 3), got shape {image.shape}")
+        # DefaultPredictor takes the image in cfg.INPUT.FORMAT's channel order (BGR, as it was trained)
+        bgr = np.ascontiguousarray(image[:, :, ::-1]) if self.cfg.INPUT.FORMAT == "BGR" else image
+        inst = self.predictor(bgr)["instances"].to("cpu")
         labels = np.array([self.category_ids[int(c)] for c in inst.pred_classes.numpy()], dtype=np.int64)
         masks = inst.pred_masks.numpy() if inst.has("pred_masks") else None
         return Detections(inst.pred_boxes.tensor.numpy(), labels, inst.scores.numpy(), masks)
 
 
 def load_predictor(config_yaml, weights, category_names: dict[int, str], *,
-                   score_threshold: float = EXPORT_SCORE_THRESHOLD) -> Detectron2Predictor:
+                   score_threshold: float = EXPORT_SCORE_THRESHOLD, device: str = "auto") -> Detectron2Predictor:
     """The predictor of a trained run from its dumped config (``detectron2/config.yaml``) and weights."""
     require_detectron2()
     from detectron2.config import get_cfg
@@ -135,4 +248,4 @@ def load_predictor(config_yaml, weights, category_names: dict[int, str], *,
     cfg = get_cfg()
     cfg.set_new_allowed(True)
     cfg.merge_from_file(str(config_yaml))
-    return Detectron2Predictor(cfg, weights, category_names, score_threshold=score_threshold)
+    return Detectron2Predictor(cfg, weights, category_names, score_threshold=score_threshold, device=device)

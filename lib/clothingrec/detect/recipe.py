@@ -167,19 +167,23 @@ def _train_torchvision(cfg: DetectConfig, data, out: Path, resume: bool, log):
 
 
 def _train_detectron2(cfg: DetectConfig, data, out: Path, resume: bool):
-    from clothingrec.detect.detectron2_backend import make_config, train_detectron2
+    from clothingrec.detect.detectron2_backend import make_config, read_metrics, train_detectron2
 
     min_size, max_size = cfg.rcnn_sizes
-    iterations = cfg.epochs * max(1, data.num_images["train"] // cfg.batch)
+    per_epoch = max(1, data.num_images["train"] // cfg.batch)
+    iterations = cfg.epochs * per_epoch
     d2cfg = make_config(data.coco_json["train"], data.image_dir["train"], data.coco_json["val"],
                         data.image_dir["val"], out / "detectron2", backbone=cfg.model,
                         num_classes=len(data.categories), iterations=iterations, batch=cfg.batch, lr=cfg.lr / 8,
                         min_size=min_size, max_size=max_size, device=cfg.device, pretrained=bool(cfg.pretrained),
-                        seed=cfg.seed, workers=cfg.workers)
+                        seed=cfg.seed, workers=cfg.workers, checkpoint_period=per_epoch)
     (out / "detectron2").mkdir(parents=True, exist_ok=True)
     (out / "detectron2" / "config.yaml").write_text(d2cfg.dump(), encoding="utf-8")
-    weights = train_detectron2(d2cfg, resume=resume)
-    return weights, pd.DataFrame(), None, False, [], []
+    weights = train_detectron2(d2cfg, resume=resume, log_period=1)
+    history, steps = read_metrics(out / "detectron2", per_epoch)
+    history.to_csv(out / "history.csv", index=False)
+    steps.to_csv(out / "steps.csv", index=False)
+    return weights, history, steps, len(history) < cfg.epochs, [], []
 
 
 def fit(cfg: DetectConfig, out, *, resume: bool = False, log=print, command: str | None = None) -> Run:
