@@ -70,8 +70,6 @@ def test_classifier_lightning_ddp_two_cpu_processes(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="detect.recipe.fit: on rank > 0 the torchvision loop returns history=None and "
-                   "fit's len(history) raises (rank 0 trains, evaluates and writes run.json); see issue 14's report")
 def test_torchvision_detector_under_torchrun_two_cpu_processes(tmp_path):
     from clothingrec.runs import RunRecord
 

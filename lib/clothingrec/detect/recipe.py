@@ -23,6 +23,7 @@ Several GPUs: YOLO takes ``device=0,1`` (ultralytics' own DDP); the R-CNNs run u
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -203,7 +204,9 @@ def fit(cfg: DetectConfig, out, *, resume: bool = False, log=print, command: str
     record = RunRecord(task="detect", family=cfg.family, arch=str(cfg.model), classes=list(data.class_names),
                        category_ids=[int(c["id"]) for c in data.categories], dataset=data.name, imgsz=cfg.imgsz,
                        backend=cfg.backend, split=split, config=cfg.to_dict(), name=cfg.name)
-    record.save(out)  # the split is on disk before the first step
+    rank = int(os.environ.get("RANK", "0"))  # torchrun: rank 0 records and evaluates
+    if rank == 0:
+        record.save(out)  # the split is on disk before the first step
 
     started = time.time()
     if cfg.backend == "ultralytics":
@@ -213,6 +216,9 @@ def fit(cfg: DetectConfig, out, *, resume: bool = False, log=print, command: str
     else:
         weights, history, steps, interrupted, plots, skipped = _train_detectron2(cfg, data, out, resume)
     train_seconds = time.time() - started
+    if rank > 0:
+        return Run(dir=out, record=record, config=cfg, data=data, history=pd.DataFrame(), steps=None, predictor=None,
+                   evals={}, predictions=None, interrupted=bool(interrupted))
     record.weights = relative(weights, out)
     record.save(out)
 
