@@ -622,8 +622,11 @@ def test_trained_models_run_on_the_fastest_agreeing_serving_path():
     served_models, served = results["fastest"]
     assert eager_models["clothing_detector"]["serving"] == "eager"
     assert served_models["person_detector"]["serving"] == "eager"  # untrained stand-in: never served
-    assert served_models["clothing_detector"]["serving"] in ("eager", "onnx-fp32")
-    assert served_models["classifier"]["serving"] in ("eager", "onnx-fp32", "onnx-int8")
+    # the backend is whichever measured fastest among those that agree with eager; the checks below hold for any
+    from clothingrec.serve.classifier import DEFAULT_BACKENDS
+
+    assert served_models["clothing_detector"]["serving"] in ("eager", "onnx-fp32", "openvino-fp32")
+    assert served_models["classifier"]["serving"] in ("eager", *DEFAULT_BACKENDS)
     assert eager["num_detections"] > 0
 
     def detections(payload):
