@@ -62,6 +62,19 @@ def prepare(cfg: DetectConfig):
                                      max_images=cfg.max_images, seed=cfg.seed, progress=False)
 
 
+def _prepare_once(cfg: DetectConfig):
+    """:func:`prepare`, by rank 0 first under torchrun (the other ranks then reuse its folder)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return prepare(cfg)
+    import torch
+
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    data = prepare(cfg) if torch.distributed.get_rank() == 0 else None
+    torch.distributed.barrier()
+    return data if data is not None else prepare(cfg)
+
+
 def _file_names(coco_json) -> list[str]:
     from clothingrec.evaluate import load_coco
 
@@ -197,7 +210,7 @@ def fit(cfg: DetectConfig, out, *, resume: bool = False, log=print, command: str
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     set_threads(cfg.threads)
-    data = prepare(cfg)
+    data = _prepare_once(cfg)
     split = split_of(data)
     if resume and (out / "run.json").is_file():
         check_split(RunRecord.load(out).split, data)
