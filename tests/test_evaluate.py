@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from clothingrec.evaluate import (
@@ -258,3 +259,34 @@ def test_partial_overlaps_match_pycocotools_exactly(iou_type):
             np.mean([1 / 3] * 51 + [0.0] * 50))  # recall 0.5 reached only at the third detection
         assert table.loc[2, "AP50"] == pytest.approx(np.mean([1.0] * 34 + [0.0] * 67))  # 1 of 3 found
         assert table.loc[2, "AP75"] == pytest.approx(table.loc[2, "AP50"])  # IoU 0.8 passes 0.75
+
+
+def _curve_run(tmp_path, name, history: dict, threads=2, device="cpu"):
+    from clothingrec.runs import RunRecord
+
+    run_dir = tmp_path / name
+    run_dir.mkdir()
+    RunRecord(task="detect", family=name, arch="x", classes=["a"], dataset="ccp", imgsz=192,
+              config={"threads": threads, "device": device},
+              provenance={"hardware": {"device": device, "torch_threads": threads}}).save(run_dir)
+    pd.DataFrame(history).to_csv(run_dir / "history.csv", index=False)
+    return run_dir
+
+
+def test_learning_curve_reads_every_backend_history_as_core_hours(tmp_path):
+    from clothingrec.evaluate import learning_curve
+
+    # ultralytics: cumulative seconds; the torchvision loop: seconds per epoch (training + evaluation)
+    yolo = learning_curve(_curve_run(tmp_path, "yolo", {"epoch": [1, 2], "time": [1800.0, 3600.0],
+                                                        "val_mAP50": [0.1, 0.3]}, threads=1))
+    assert yolo["hours"].tolist() == [0.5, 1.0] and yolo["core_hours"].tolist() == [0.5, 1.0]
+    assert yolo["AP50"].tolist() == [0.1, 0.3]
+    rcnn = learning_curve(_curve_run(tmp_path, "maskrcnn", {
+        "epoch": [1, 2, 3], "train_seconds": [3000.0, 3000.0, 3000.0], "eval_seconds": [600.0, None, 600.0],
+        "bbox_AP50": [0.2, None, 0.4], "segm_AP50": [0.1, None, 0.3]}, threads=2))
+    # the epoch without an evaluation is dropped, its time still counts
+    assert rcnn["epoch"].tolist() == [1, 3] and rcnn["hours"].tolist() == pytest.approx([1.0, 10200 / 3600])
+    assert rcnn["core_hours"].tolist() == pytest.approx([2.0, 10200 / 1800]) and rcnn["segm_AP50"].tolist() == [0.1, 0.3]
+    gpu = learning_curve(_curve_run(tmp_path, "fasterrcnn", {"epoch": [1], "train_seconds": [360.0],
+                                                             "bbox_AP50": [0.5]}, threads=8, device="cuda:0"))
+    assert gpu["core_hours"].tolist() == gpu["hours"].tolist() == [0.1]  # an accelerator run is not scaled

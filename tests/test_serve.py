@@ -71,8 +71,8 @@ def test_serving_classifier_same_interface(classifier, test_split, tmp_path):
     x, _, paths = test_split
     served = serve.serving_classifier(classifier, images=x[:48], backends=("onnx-fp32",), threads=1,
                                       workdir=tmp_path, rounds=1, repeats=3)
-    assert served.backend in ("eager", "onnx-fp32")
     assert served.agreement["agrees"] and {r["backend"] for r in served.candidates} == {"eager", "onnx-fp32"}
+    assert served.backend == choose(served.candidates)["backend"]  # the measured rule, on its own measurements
     assert isinstance(served, Classifier) and served.eager is classifier and served.classes == classifier.classes
     # the eager and the served predict name the same classes for real files
     files = paths[::40]

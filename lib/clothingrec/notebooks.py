@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from clothingrec.paths import NOTEBOOKS_DIR, RUNS_DIR, configure_environment, point_latest
+from clothingrec.runs import prepare_run_folder
 
 KERNEL_NAME = "clothingrec"
 
@@ -215,7 +216,7 @@ def run(name: str, parameters: dict, kernel_name: str | None = KERNEL_NAME, prog
     else:
         run_dir = RUNS_DIR / source.stem / stamp
         target = run_dir / source.name
-    run_dir.mkdir(parents=True, exist_ok=True)
+    prepare_run_folder(run_dir)
     parameters = {**parameters, "output_dir": str(run_dir)}
 
     def shown(path: Path) -> Path:

@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,35 @@ def relative(path, base=None) -> str | None:
         return project_relative(path)
     absolute, root = Path(os.path.abspath(path)), Path(os.path.abspath(base))
     return absolute.relative_to(root).as_posix() if absolute.is_relative_to(root) else str(path)
+
+
+MIN_FREE_MB = 512  # checkpoints of the largest families (R-CNN last + best + the one being written)
+
+
+class RunFolderError(OSError):
+    """A run folder that cannot hold a run: not creatable, not writable, or its disk nearly full."""
+
+
+def prepare_run_folder(folder, min_free_mb: float = MIN_FREE_MB) -> Path:
+    """Create ``folder`` and prove it can take a run's files before any training starts.
+
+    Fails at once, naming the folder, when it cannot be created, a file cannot be written in it,
+    or its filesystem has less than ``min_free_mb`` free: a long run would otherwise die at its
+    first checkpoint.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"0")
+        probe.unlink()
+    except OSError as exc:
+        raise RunFolderError(f"run folder {folder} is not writable: {exc.strerror or exc}") from exc
+    free_mb = shutil.disk_usage(folder).free / 2**20
+    if free_mb < min_free_mb:
+        raise RunFolderError(f"run folder {folder}: only {free_mb:.0f} MB free on its disk, a run needs "
+                             f"at least {min_free_mb:.0f} MB (checkpoints); free space or choose another folder")
+    return folder
 
 
 def digest(names) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from clothingrec.config_cast import cast_fields
 from clothingrec.paths import CONFIG_DIR
 
 CLASSIFIER_CONFIG_DIR = CONFIG_DIR / "classifier"
@@ -147,25 +148,9 @@ def config_fields() -> tuple[str, ...]:
 
 
 def _typed(values: dict[str, Any]) -> dict[str, Any]:
-    """Check names and cast numbers given as strings (papermill ``-r``, YAML quirks) to the field type."""
-    defaults = ClassifierConfig()
-    out = {}
-    for key, value in values.items():
-        if key not in FIELD_NAMES:
-            raise KeyError(f"unknown classifier config field {key!r}; known: {', '.join(FIELD_NAMES)}")
-        default = getattr(defaults, key)
-        if key == "resume" and isinstance(value, bool):  # papermill -p resume True / False
-            value = "true" if value else None
-        elif isinstance(value, str) and value.lower() in ("none", "null") and not isinstance(default, str):
-            value = None
-        elif isinstance(default, bool) and isinstance(value, str):
-            value = value.lower() in ("1", "true", "yes")
-        elif isinstance(default, int) and not isinstance(default, bool) and isinstance(value, (str, float)):
-            value = int(float(value))
-        elif isinstance(default, float) and isinstance(value, (str, int)) and not isinstance(value, bool):
-            value = float(value)
-        out[key] = value
-    return out
+    if isinstance(values.get("resume"), bool):  # papermill -p resume True / False
+        values = {**values, "resume": "true" if values["resume"] else None}
+    return cast_fields(ClassifierConfig, values, "classifier")
 
 
 def load_config(source: str | Path | dict | None = None, **overrides) -> ClassifierConfig:

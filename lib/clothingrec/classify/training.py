@@ -43,7 +43,7 @@ from clothingrec.classify.models import count_parameters
 from clothingrec.classify.module import ClassifierModule
 from clothingrec.device import resolve_device, set_threads
 from clothingrec.paths import CLOTHING_SMALL
-from clothingrec.runs import RunRecord, relative
+from clothingrec.runs import RunRecord, prepare_run_folder, relative
 
 
 class ThroughputMeter(Callback):
@@ -401,8 +401,7 @@ def train(cfg: ClassifierConfig, output_dir: str | Path, enable_progress_bar: bo
           extra_callbacks: list[Callback] | None = None, module: ClassifierModule | None = None) -> TrainResult:
     """Fit ``cfg`` into ``output_dir``; return where the best checkpoint and exported weights are."""
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    output_dir = prepare_run_folder(output_dir)
     cfg.validate()
     cfg.to_yaml(output_dir / "config.yaml")
     set_threads(cfg.threads)

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from clothingrec.config_cast import cast_fields
 from clothingrec.paths import CONFIG_DIR, PROJECT_ROOT
 
 DETECT_CONFIG_DIR = CONFIG_DIR / "detect"
@@ -130,25 +131,7 @@ FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(DetectConfig))
 
 
 def _typed(values: dict[str, Any]) -> dict[str, Any]:
-    """Check names; cast strings given on the command line (papermill ``-r``) to the field's type."""
-    defaults = DetectConfig()
-    out = {}
-    for key, value in values.items():
-        if key not in FIELD_NAMES:
-            raise KeyError(f"unknown detection config field {key!r}; known: {', '.join(FIELD_NAMES)}")
-        default = getattr(defaults, key)
-        if isinstance(value, str):
-            low = value.lower()
-            if low in ("none", "null"):
-                value = None
-            elif isinstance(default, bool) or key == "pretrained" and low in ("true", "false"):
-                value = low in ("1", "true", "yes")
-            elif isinstance(default, int) and not isinstance(default, bool) or key in ("max_images", "max_eval_images", "threads"):
-                value = int(float(value))
-            elif isinstance(default, float) or key == "time_budget_h":
-                value = float(value)
-        out[key] = value
-    return out
+    return cast_fields(DetectConfig, values, "detection")
 
 
 def _read_yaml(path: Path) -> dict:

@@ -184,8 +184,8 @@ def train_one_epoch(model, optimizer, scheduler, loader, device, *, epoch: int, 
                 writer.add_scalar(f"train/{key}", row[key], global_step)
         if log and log_every and (global_step % log_every == 0):
             log(f"[train] epoch {epoch} step {step_in_epoch} loss {row['loss']:.4f} lr {lr:.5f}")
-        if on_step is not None:
-            on_step(global_step, step_in_epoch)
+        if on_step is not None:  # mid-epoch checkpoint: the position and this epoch's rows so far
+            on_step(global_step, step_in_epoch, rows)
         if max_steps is not None and global_step >= max_steps:
             stopped = True
             break
@@ -314,19 +314,19 @@ def train(train_json, train_images, val_json, val_images, out_dir, config: Train
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    def checkpoint(path: Path, ep: int, sie: int) -> None:
+    def checkpoint(path: Path, ep: int, sie: int, gs: int | None = None, epoch_steps: list | None = None) -> None:
         if rank != 0:
             return
         _save(path, {"spec": spec, "categories": train_ds.coco.dataset["categories"],
                      "label_to_coco": train_ds.label_to_coco, "model": model.state_dict(),
                      "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                     "epoch": ep, "step_in_epoch": sie, "global_step": global_step,
-                     "epoch_rows": epoch_rows, "step_rows": step_rows, "best_ap50": best_ap50,
-                     "torch_rng": torch.get_rng_state(), "config": asdict(cfg)})
+                     "epoch": ep, "step_in_epoch": sie, "global_step": global_step if gs is None else gs,
+                     "epoch_rows": epoch_rows, "step_rows": step_rows + list(epoch_steps or []),
+                     "best_ap50": best_ap50, "torch_rng": torch.get_rng_state(), "config": asdict(cfg)})
 
-    def on_step(gs: int, sie: int) -> None:
+    def on_step(gs: int, sie: int, epoch_steps: list) -> None:
         if cfg.checkpoint_every_steps and gs % cfg.checkpoint_every_steps == 0 and sie < n_batches:
-            checkpoint(last, epoch, sie)
+            checkpoint(last, epoch, sie, gs, epoch_steps)
 
     writer = _tensorboard(out_dir) if rank == 0 else None
     started = time.time()

@@ -34,7 +34,7 @@ import pandas as pd
 from clothingrec.detect.config import DetectConfig, load_config
 from clothingrec.device import set_threads
 from clothingrec.paths import RUNS_DIR
-from clothingrec.runs import RunRecord, digest, relative
+from clothingrec.runs import RunRecord, digest, prepare_run_folder, relative
 
 PREPARED_DIR = RUNS_DIR / "prepared"
 PARTS = ("train", "val", "test")
@@ -207,8 +207,7 @@ def fit(cfg: DetectConfig, out, *, resume: bool = False, log=print, command: str
     from clothingrec.evaluate import detector_metrics, evaluate_predictor
 
     cfg.validate()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_run_folder(out)
     set_threads(cfg.threads)
     data = _prepare_once(cfg)
     split = split_of(data)

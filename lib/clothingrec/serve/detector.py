@@ -274,16 +274,18 @@ def yolo_openvino_backend(predictor, workdir=None, threads: int | None = None):
     served.model = YOLO(str(folder), task=predictor.task)
     served.weights = folder
     served.device = "cpu"
-    served.predict(np.zeros((predictor.imgsz, predictor.imgsz, 3), dtype=np.uint8))  # builds the backend
+    with ovb.keep_signal_stack():
+        served.predict(np.zeros((predictor.imgsz, predictor.imgsz, 3), dtype=np.uint8))  # builds the backend
     backend = getattr(getattr(getattr(served.model, "predictor", None), "model", None), "backend", None)
     if backend is None or not hasattr(backend, "ov_compiled_model"):
         raise RuntimeError("ultralytics' OpenVINO backend not found where expected (predictor.model.backend)")
     import openvino as ov
 
-    core = ov.Core()
-    xml = next(Path(folder).glob("*.xml"))
-    backend.compile_model = partial(core.compile_model, device_name="CPU", config=ovb.ov_config(threads))
-    backend.ov_compiled_model = backend.compile_model(core.read_model(str(xml), str(xml.with_suffix(".bin"))))
+    with ovb.keep_signal_stack():  # builds one engine and releases ultralytics' own
+        core = ov.Core()
+        xml = next(Path(folder).glob("*.xml"))
+        backend.compile_model = partial(core.compile_model, device_name="CPU", config=ovb.ov_config(threads))
+        backend.ov_compiled_model = backend.compile_model(core.read_model(str(xml), str(xml.with_suffix(".bin"))))
     served.ov_settings = ovb.compiled_settings(backend.ov_compiled_model)
     return served
 

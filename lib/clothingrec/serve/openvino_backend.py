@@ -10,10 +10,21 @@
 - :func:`export_yolo_openvino` — ultralytics' ``export(format="openvino", dynamic=True)`` (offline:
   openvino is installed, nothing is downloaded), cached by a hash of the weights; ultralytics' own
   OpenVINO backend loads it for predict, with the same letterbox / NMS as eager.
+- :func:`keep_signal_stack` — every call that builds or drops an OpenVINO CPU engine runs inside it.
+
+OpenVINO's CPU plugin installs an alternate signal stack of its own on the calling thread when it builds
+an engine and puts back the one it found when the engine is released.  Released in another order than
+built, a thread is left with a signal stack in freed memory, and the next signal Python handles there
+(SIGCHLD of any subprocess, SIGINT) kills the process with SIGSEGV.  :func:`keep_signal_stack` puts the
+thread's own signal stack back right after each such call, so every engine records, and restores, a
+valid one.
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +32,44 @@ import torch
 from torch import nn
 
 from clothingrec.serve.onnx import SERVE_CACHE
+
+
+class _SignalStack(ctypes.Structure):  # stack_t (Linux)
+    _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int), ("ss_size", ctypes.c_size_t)]
+
+
+def _libc():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+def signal_stack() -> tuple[int | None, int, int] | None:
+    """The calling thread's alternate signal stack ``(address, flags, size)`` (None off Linux)."""
+    libc = _libc()
+    if libc is None:
+        return None
+    current = _SignalStack()
+    if libc.sigaltstack(None, ctypes.byref(current)) != 0:
+        return None
+    return current.ss_sp, current.ss_flags, current.ss_size
+
+
+@contextlib.contextmanager
+def keep_signal_stack():
+    """Run a block that may build or release an OpenVINO engine; afterwards the calling thread has the
+    alternate signal stack it had before (see module doc)."""
+    saved = signal_stack()
+    try:
+        yield
+    finally:
+        if saved is not None and signal_stack() != saved:
+            address, flags, size = saved
+            restore = _SignalStack(address, flags & 0x2, size)  # SS_DISABLE kept, SS_ONSTACK cannot be set
+            _libc().sigaltstack(ctypes.byref(restore), None)
 
 
 def available() -> tuple[bool, str]:
@@ -46,11 +95,12 @@ def compile_model(path: str | os.PathLike, threads: int | None = None, device: s
     """An OpenVINO compiled model of ``path`` (ONNX or IR ``.xml``) with :func:`ov_config`."""
     import openvino as ov
 
-    core = ov.Core()
-    path = Path(path)
-    model = core.read_model(str(path)) if path.suffix != ".xml" else \
-        core.read_model(str(path), str(path.with_suffix(".bin")))
-    return core.compile_model(model, device, ov_config(threads))
+    with keep_signal_stack():
+        core = ov.Core()
+        path = Path(path)
+        model = core.read_model(str(path)) if path.suffix != ".xml" else \
+            core.read_model(str(path), str(path.with_suffix(".bin")))
+        return core.compile_model(model, device, ov_config(threads))
 
 
 def compiled_settings(compiled) -> dict:
@@ -110,7 +160,7 @@ def export_yolo_openvino(weights: str | Path, imgsz: int, workdir=None) -> Path:
     from ultralytics import YOLO
 
     try:
-        with quiet_ultralytics(True):
+        with quiet_ultralytics(True), keep_signal_stack():
             YOLO(str(local)).export(format="openvino", imgsz=int(imgsz), dynamic=True, half=False, int8=False,
                                     device="cpu", verbose=False)
         written = local.with_name(f"{local.stem}_openvino_model")

@@ -2,7 +2,8 @@
 
 ``serve_detectors(person, clothing, images, serving="fastest")`` replaces each eager predictor by the
 fastest serving path that agrees with it on ``images`` (:func:`clothingrec.serve.fastest_predictor`).
-The person detector is restricted to :data:`PERSON_BACKENDS` (fp32): with its RoI box head in int8,
+The person detector is restricted to its family's fp32 backends (:func:`person_backends`): with an
+R-CNN's RoI box head in int8,
 the two-stage pipeline's final detections no longer matched eager on CCP photos (96 of 124 matched at
 IoU ≥ 0.9), because a moved person box moves every crop and every garment found in it.
 """
@@ -14,7 +15,15 @@ from typing import Sequence
 import numpy as np
 
 SERVING_MODES = ("eager", "fastest")
-PERSON_BACKENDS = ("onnx-fp32",)
+
+
+def person_backends(predictor) -> tuple[str, ...]:
+    """The serving backends a person detector may use: its family's fp32 ones (YOLO's are all fp32)."""
+    from clothingrec.serve.detector import RCNN_BACKENDS, YOLO_BACKENDS, is_yolo
+
+    if is_yolo(predictor):
+        return tuple(YOLO_BACKENDS)
+    return tuple(name for name, parts in RCNN_BACKENDS.items() if set(parts.values()) == {"fp32"})
 
 
 def check_serving(serving: str) -> str:
@@ -50,7 +59,7 @@ def serve_detectors(person, clothing, images: Sequence[np.ndarray] | None = None
         return None, None
     images = list(images) if images is not None else agreement_images()
     if person is not None:
-        person = fastest_predictor(person, images, backends=PERSON_BACKENDS, threads=threads, workdir=workdir,
+        person = fastest_predictor(person, images, backends=person_backends(person), threads=threads, workdir=workdir,
                                    log=log)
     if clothing is not None:
         clothing = fastest_predictor(clothing, images, threads=threads, workdir=workdir, log=log)
