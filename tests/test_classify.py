@@ -355,3 +355,19 @@ def test_batch_size_finder_returns_a_power_of_two(tmp_path):
     result = train(cfg, tmp_path / "run")
     assert result.batch_found and result.batch_found & (result.batch_found - 1) == 0
     assert result.batch_found >= cfg.batch and result.config.batch == 4
+
+
+def test_epoch_sampler_order_is_a_function_of_seed_and_epoch():
+    """What makes a resumed run draw what the uninterrupted one drew: the order depends on (seed, epoch) only."""
+    from clothingrec.classify.data import EpochSampler, class_balanced_weights
+
+    a, b = EpochSampler(50, seed=0), EpochSampler(50, seed=0)
+    first = list(a)
+    a.set_epoch(3)
+    b.set_epoch(3)
+    assert sorted(first) == list(range(50)) and list(a) == list(b) != first  # a permutation, fresh each epoch
+    assert list(a) == list(a)                                                # iterating twice: the same epoch
+    labels = torch.tensor([0] * 90 + [1] * 10)
+    weighted = EpochSampler(len(labels), seed=1, weights=class_balanced_weights(labels, 2))
+    draws = torch.tensor([int(labels[i]) for e in range(20) for i in (weighted.set_epoch(e) or weighted)])
+    assert len(draws) == 2000 and 0.45 < float(draws.float().mean()) < 0.55  # class-balanced, with replacement

@@ -154,3 +154,34 @@ def test_committed_classifier_ood_numbers_rescore_exactly():
     assert rescored["macro_f1"] == pytest.approx(entry["macro_f1"], abs=1e-12)
     assert rescored["per_class_recall"] == pytest.approx(entry["per_class_recall"], abs=1e-12)
     _check_against_sklearn(entry, ev.y_true, ev.y_pred)
+
+
+def _ablation_run(root, name, cfg, val_f1, val_acc):
+    import json
+
+    import pandas as pd
+
+    run = root / name
+    run.mkdir()
+    (run / "train_summary.json").write_text(json.dumps(
+        {"config": cfg, "monitor": "val_macro_f1", "epochs_run": len(val_f1), "fit_seconds": 600.0,
+         "train_images_per_s": 50.0}))
+    pd.DataFrame({"epoch": range(len(val_f1)), "val_acc": val_acc, "val_macro_f1": val_f1}).to_csv(
+        run / "history.csv", index=False)
+    return run
+
+
+def test_ablation_table_shows_the_levers_that_differ_and_the_best_validation_epoch(tmp_path):
+    from clothingrec.classify.report import ablation_table
+
+    base = {"model": "mobilenet_v3_small", "imgsz": 128, "label_smoothing": 0.1, "mixup_alpha": None}
+    a = _ablation_run(tmp_path, "plain", base, [0.5, 0.7, 0.6], [0.55, 0.72, 0.8])
+    b = _ablation_run(tmp_path, "mix", {**base, "mixup_alpha": 0.2}, [0.4, 0.65, 0.75], [0.5, 0.7, 0.78])
+    table = ablation_table([a, b])
+    assert "mixup_alpha" in table and "imgsz" not in table and "label_smoothing" not in table
+    # the epoch the monitor picked, not the best accuracy of any epoch
+    assert table.loc["plain", "best epoch"] == 1 and table.loc["plain", "val acc (%)"] == 72.0
+    assert table.loc["mix", "best epoch"] == 2 and table.loc["mix", "val macro-F1 (%)"] == 75.0
+    (b / "history.csv").unlink()
+    with pytest.raises(FileNotFoundError, match=r"mix/history\.csv"):
+        ablation_table([a, b])

@@ -86,7 +86,10 @@ def test_classifier_table_joins_analysis_and_adds_reference_rows(tree):
     published = {r.model: r.metrics for r in references("classifier")}
     assert refs.iloc[0]["accuracy (%)"] == pytest.approx(100 * published["mobilenet_v3_small"]["accuracy"])
     assert refs.iloc[1]["macro-F1 (%)"] == pytest.approx(100 * published["resnet50"]["macro_f1"])
-    assert all("published" in n and "computed here" in n for n in refs["note"])
+    # the published models' own compute (1000-class heads), not this project's 10-class figures
+    assert refs.iloc[0]["GMACs"] == pytest.approx(0.0625) and refs.iloc[0]["params (M)"] == pytest.approx(2.54)
+    assert refs.iloc[1]["GMACs"] == pytest.approx(4.13) and refs.iloc[1]["params (M)"] == pytest.approx(25.6)
+    assert all("MACs and parameters as published (1000-class head, 224 px)" in n for n in refs["note"])
     # committed first, smoke next, reference last
     assert list(table["source"]) == ["committed", "committed", "smoke", "reference", "reference"]
 

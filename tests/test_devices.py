@@ -82,8 +82,13 @@ def test_torchvision_detector_under_torchrun_two_cpu_processes(tmp_path):
                           cwd=PROJECT_ROOT, env=_env(), capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     record = RunRecord.load(out)
-    assert 0.0 <= record.metrics["bbox_AP50"] <= 1.0
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
+    # the recorded final evaluation covers every validation image: a single process re-scoring the saved
+    # detector on the same split gets the same 12 COCO numbers
+    from clothingrec.detect import evaluate_run
+
+    rescored = evaluate_run(out, device="cpu").metrics
+    assert rescored["coco_stats"]["bbox"] == pytest.approx(record.metrics["coco_stats"]["bbox"], abs=1e-6)
     state = torch.load(out / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
     n_train = record.split["train"]["images"]
     # each process took its share of every batch: ceil(n_train / (batch * 2)) steps per epoch, not n_train / batch

@@ -51,22 +51,24 @@ def save(obj, f, *a, **kw):
         os.kill(os.getpid(), signal.SIGKILL)  # killed mid-epoch, right after a step's checkpoint
 
 engine.torch.save = save
-engine.train(path, img_dir, path, img_dir, root / "run", tiny_config(epochs=2, checkpoint_every_steps=1), log=None)
+engine.train(path, img_dir, path, img_dir, root / "run",
+             tiny_config(family={family!r}, epochs=2, checkpoint_every_steps=1), log=None)
 """
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("family", ["fasterrcnn", "maskrcnn"])
 @pytest.mark.parametrize("during_write", [False, True], ids=["mid-epoch", "while-writing-checkpoint"])
-def test_detector_killed_resumes_to_the_uninterrupted_result(tmp_path, during_write):
+def test_detector_killed_resumes_to_the_uninterrupted_result(tmp_path, during_write, family):
     from test_detect import tiny_config, write_fixture
 
     from clothingrec.detect.engine import train
 
     path, img_dir = write_fixture(tmp_path, n=4)  # 2 steps per epoch; step 3 is inside epoch 2
-    cfg = tiny_config(epochs=2, checkpoint_every_steps=1)
+    cfg = tiny_config(family=family, epochs=2, checkpoint_every_steps=1)
     ref = train(path, img_dir, path, img_dir, tmp_path / "ref", cfg, log=None)
 
-    _run_until_killed(_DETECTOR_CHILD.format(root=str(tmp_path), during=during_write), tmp_path)
+    _run_until_killed(_DETECTOR_CHILD.format(root=str(tmp_path), during=during_write, family=family), tmp_path)
     last = tmp_path / "run" / "checkpoints" / "last.pt"
     state = torch.load(last, weights_only=False)  # complete, whatever the kill interrupted
     # killed while writing step 3: the checkpoint of step 2 (end of epoch 1) is intact
@@ -146,6 +148,11 @@ def test_classifier_killed_while_writing_a_checkpoint_resumes_to_the_uninterrupt
     assert resumed.resumed_from and resumed.epochs_run == full.epochs_run == 3
     assert _ckpt_state(tmp_path / "run" / "checkpoints" / "last.ckpt") == pytest.approx(
         _ckpt_state(tmp_path / "full" / "checkpoints" / "last.ckpt"))
+    a = torch.load(tmp_path / "full" / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    b = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.allclose(a[key].float(), b[key].float(), rtol=1e-4, atol=1e-5), key
     assert list(resumed.history()["epoch"]) == [0, 1, 2]
 
 

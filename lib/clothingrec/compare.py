@@ -269,12 +269,19 @@ def classifier_table(collection: Collection, analysis: dict, refs: list[Referenc
                      "note": "" if rec else "no analysis record for this model"})
     for ref in (references("classifier") if refs is None else [x for x in refs if x.kind == "classifier"]):
         rec = match_analysis({"model": ref.model}, analysis)
+        cost = _cost_columns(rec)
+        pub = ref.published_compute
+        if pub:  # the published model's own MACs / parameters (its 1000-class head); latency measured here
+            cost.update({"GMACs": pub["macs"] / 1e9, "GFLOPs": 2 * pub["macs"] / 1e9,
+                         "params (M)": pub["params"] / 1e6})
         rows.append({"model": ref.model, "run": ref.name, "source": "reference", "from": "clothingrec.reference",
                      "dataset": f"{ref.dataset}/{ref.split}",
                      "accuracy (%)": _pct(ref.metrics.get("accuracy")),
-                     "macro-F1 (%)": _pct(ref.metrics.get("macro_f1")), **_cost_columns(rec),
+                     "macro-F1 (%)": _pct(ref.metrics.get("macro_f1")), **cost,
                      "note": f"published: {ref.conditions}; {ref.source}"
-                             + ("; compute columns computed here for the same architecture" if rec else "")})
+                             + (f"; MACs and parameters as published ({pub['num_classes']}-class head, "
+                                f"{pub['imgsz']} px)" if pub else "")
+                             + ("; latency measured here for the same architecture" if rec else "")})
     return _order(pd.DataFrame(rows, columns=CLASSIFIER_COLUMNS))
 
 

@@ -53,7 +53,7 @@ class ClassifierConfig:
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.1
     grad_clip: float | None = 2.0          # gradient norm clipping; None/0: off
-    sampler: str = "weighted"              # weighted (WeightedRandomSampler, class-balanced) | shuffle
+    sampler: str = "weighted"              # weighted (class-balanced draws with replacement) | shuffle
     # --- augmentation (applied to whole batches on the device) --------------------------------
     aug_scale_min: float = 0.25            # random resized crop: smallest area fraction
     aug_ratio: float = 1.333               # aspect ratio drawn from [1/r, r]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, WeightedRandomSampler
+from torch.utils.data import DataLoader, Sampler
 
 from clothingrec.classify.augment import AugmentParams, eval_batch, train_batch
 from clothingrec.classify.config import ClassifierConfig
@@ -15,6 +15,32 @@ def class_balanced_weights(labels: torch.Tensor, num_classes: int) -> torch.Tens
     """Per-sample weights 1 / count(class): every class is drawn equally often in expectation."""
     counts = torch.bincount(labels, minlength=num_classes).clamp(min=1).double()
     return (1.0 / counts)[labels]
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of ``epoch``'s random streams in a run seeded ``seed`` (distinct per epoch and per run seed)."""
+    return (int(seed) + 1) * 1_000_003 + int(epoch)
+
+
+class EpochSampler(Sampler[int]):
+    """One epoch's training indices as a function of ``(seed, epoch)``: a permutation, or (``weights``)
+    ``n`` draws with replacement in proportion to the weights.  Lightning calls :meth:`set_epoch` before every
+    epoch, so a run resumed from an epoch's checkpoint sees the order the uninterrupted run saw."""
+
+    def __init__(self, n: int, seed: int, weights: torch.Tensor | None = None):
+        self.n, self.seed, self.weights, self.epoch = int(n), int(seed), weights, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch) + 2)
+        if self.weights is None:
+            return iter(torch.randperm(self.n, generator=g).tolist())
+        return iter(torch.multinomial(self.weights, self.n, replacement=True, generator=g).tolist())
 
 
 class ClothingDataModule(L.LightningDataModule):
@@ -61,15 +87,14 @@ class ClothingDataModule(L.LightningDataModule):
     # -- loaders -----------------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:
         store = self.store("train")
-        if self.cfg.sampler == "weighted":
-            sampler = WeightedRandomSampler(class_balanced_weights(store.labels, len(self.classes)),
-                                            num_samples=len(store), replacement=True,
-                                            generator=self.generator)
-            shuffle = None
-        else:
-            sampler, shuffle = None, True
-        return DataLoader(StoreDataset(store), batch_size=self.batch_size, sampler=sampler, shuffle=shuffle,
-                          generator=self.generator if shuffle else None, drop_last=len(store) > self.batch_size,
+        weights = class_balanced_weights(store.labels, len(self.classes)) if self.cfg.sampler == "weighted" else None
+        sampler = EpochSampler(len(store), self.cfg.seed, weights)
+        # the loader draws its workers' base seed from a generator of its own: the batch augmentation's
+        # (self.generator) and dropout's (global) streams then depend only on the epoch's reseed
+        # (ClassifierModule.reseed), not on when Lightning created the epoch's iterator
+        return DataLoader(StoreDataset(store), batch_size=self.batch_size, sampler=sampler,
+                          generator=torch.Generator().manual_seed(self.cfg.seed),
+                          drop_last=len(store) > self.batch_size,
                           num_workers=self.cfg.workers, collate_fn=collate_batch,
                           persistent_workers=self.cfg.workers > 0, pin_memory=torch.cuda.is_available())
 

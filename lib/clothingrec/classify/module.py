@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import math
+import random
 import time
 
 import lightning as L
+import numpy as np
 import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from clothingrec.classify.augment import eval_batch, mix_batch
 from clothingrec.classify.config import ClassifierConfig
+from clothingrec.classify.data import epoch_seed
 from clothingrec.classify.models import build_classifier, to_channels_last
 
 
@@ -49,6 +52,22 @@ class ClassifierModule(L.LightningModule):
 
     def on_train_start(self) -> None:
         self._fit_start = time.monotonic()
+
+    def reseed(self, epoch: int) -> None:
+        """Every random stream of ``epoch`` (sample order, batch augmentation, mixup/cutmix, dropout) starts from
+        ``(seed, epoch)``, so a run resumed from an epoch's checkpoint draws what the uninterrupted run drew.
+        The sample order itself is :class:`~clothingrec.classify.data.EpochSampler`'s, a function of the epoch."""
+        seed = epoch_seed(self.cfg.seed, epoch)
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+        self.mix_generator.manual_seed(seed + 1)
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if isinstance(getattr(datamodule, "generator", None), torch.Generator):
+            datamodule.generator.manual_seed(seed)
+
+    def on_train_epoch_start(self) -> None:
+        self.reseed(self.current_epoch)
 
     def schedule_progress(self, step: int, warmup: int, total: int) -> float:
         """Fraction of the cosine schedule done: by steps (the global step, so a resumed run continues the same

@@ -429,3 +429,42 @@ def plot_history(history: pd.DataFrame):
     b.legend()
     fig.tight_layout()
     return fig
+
+
+# ---- ablation -------------------------------------------------------------------------------------
+#: the training choices an ablation row shows (config fields), in the order they are listed
+ABLATION_LEVERS = ("model", "pretrained", "imgsz", "sampler", "scheduler", "lr", "label_smoothing", "mixup_alpha",
+                   "cutmix_alpha", "mix_prob", "averaging", "extra_train")
+
+
+def ablation_table(run_dirs: Sequence[str | Path], levers: Sequence[str] = ABLATION_LEVERS) -> pd.DataFrame:
+    """One row per classifier run (a ``09_train_classifier`` folder or its curated copy): the training choices
+    that differ between the runs, what the run got to spend (epochs, fit minutes, images/s) and its best
+    **validation** accuracy and macro-F1 from its per-epoch history.  Test numbers are not shown: the levers
+    are chosen on validation.  A run without ``train_summary.json`` or ``history.csv`` raises, naming the file."""
+    rows = []
+    for run in map(Path, run_dirs):
+        summary_file, history_file = run / "train_summary.json", run / "history.csv"
+        for f in (summary_file, history_file):
+            if not f.is_file():
+                raise FileNotFoundError(f"{f}: missing (a finished classifier run has it)")
+        summary = json.loads(summary_file.read_text(encoding="utf-8"))
+        cfg = summary.get("config") or {}
+        history = pd.read_csv(history_file)
+        for col in ("val_acc", "val_macro_f1"):
+            if col not in history:
+                raise ValueError(f"{history_file}: no column {col!r}")
+        monitor = summary.get("monitor") if summary.get("monitor") in history else "val_macro_f1"
+        scores = history[monitor]
+        best = history.loc[scores.idxmin() if "loss" in monitor else scores.idxmax()]  # the checkpoint rule
+        rows.append({"run": run.name, **{k: cfg.get(k) for k in levers},
+                     "epochs": int(summary.get("epochs_run", len(history))),
+                     "fit min": round(float(summary.get("fit_seconds", float("nan"))) / 60, 1),
+                     "img/s": round(float(summary.get("train_images_per_s", float("nan"))), 1),
+                     "best epoch": int(best["epoch"]),
+                     "val acc (%)": _pct(best["val_acc"]), "val macro-F1 (%)": _pct(best["val_macro_f1"])})
+    table = pd.DataFrame(rows)
+    if len(table) > 1:  # keep the levers that differ: the rest is shared by every row
+        same = [k for k in levers if k in table and table[k].map(repr).nunique() == 1]
+        table = table.drop(columns=same)
+    return table.set_index("run")
