@@ -230,7 +230,10 @@ def test_tiny_run_learns(tmp_path):
     assert ev_val.metrics()["macro_f1"] == pytest.approx(result.best_score, abs=1e-4)
     record = report.metrics_record(ev, name="tiny", model=cfg.model, imgsz=cfg.imgsz, params=result.params,
                                    provenance={})
-    assert record["kind"] == "classifier" and 0 <= record["macro_f1"] <= 1
+    from sklearn.metrics import f1_score
+
+    assert record["kind"] == "classifier" and record["macro_f1"] == pytest.approx(
+        f1_score(ev.y_true, ev.y_pred, labels=list(range(len(ev.classes))), average="macro", zero_division=0))
     assert (tmp_path / "run" / "logs" / "metrics.csv").is_file() and any((tmp_path / "run" / "tb").iterdir())
     assert json.loads((tmp_path / "run" / "train_summary.json").read_text())["best_epoch"] == result.best_epoch
 

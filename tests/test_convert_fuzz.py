@@ -265,7 +265,7 @@ def test_df2_fuzz_every_item_converted_or_reported(df2_base, ops):
 # ------------------------------------------------------------------ Penn-Fudan
 @pytest.fixture(scope="module")
 def pf_base(tmp_path_factory):
-    return synthetic.write_pennfudan(tmp_path_factory.mktemp("pffuzz"), n=4, seed=4)
+    return synthetic.write_pennfudan(tmp_path_factory.mktemp("pffuzz"), n=5, seed=4)
 
 
 PF_TOKENS = ["NaN", "inf", "-inf", "1e400", "9" * 400, "9" * 5000, "1.5", "-7", "99999", "x"]
@@ -490,7 +490,7 @@ def test_corpus_df2_split_folder_without_annos_is_a_warning(df2_base, tmp_path):
     assert any("validation/ exists but has no annos/" in n for n in ds.report.notes)
 
 
-def test_corpus_pennfudan(pf_base, tmp_path):
+def test_corpus_pennfudan(pf_base, tmp_path, monkeypatch):
     src = tmp_path / "src"
     shutil.copytree(pf_base, src)
     ann = src / "Annotation"
@@ -511,8 +511,16 @@ def test_corpus_pennfudan(pf_base, tmp_path):
     box_line(stems[2], lambda line: [line, line])  # duplicate box line
     png = src / "PNGImages" / f"{stems[3]}.png"
     png.write_bytes(png.read_bytes()[:-4000])
+    mask = src / "PedMasks" / f"{stems[4]}_mask.png"
+    mask.write_bytes(mask.read_bytes()[:len(mask.read_bytes()) // 2])
+    from PIL import ImageFile
+
+    # a cut-off mask is refused even where another library told Pillow to load truncated files
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
     ds = prepare_detection_dataset(src, tmp_path / "out", workers=1, progress=False)
     check_outputs(ds)
+    (r4,) = _rows(ds, f"{stems[4]}_mask.png")
+    assert r4.level == "image" and r4.field == "mask" and r4.reason.startswith("unreadable mask"), r4
     r0 = [r for r in _rows(ds, f"{stems[0]}.txt") if r.level == "item"]
     assert [(r.item, r.field) for r in r0] == [("object 1", "Bounding box")] and "Xmin 'NaN'" in r0[0].reason
     (r1,) = [r for r in _rows(ds, f"{stems[1]}.txt") if r.level == "item"]

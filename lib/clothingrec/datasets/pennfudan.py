@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from clothingrec.datasets.records import (BadNumber, ImageRecord, ImageSkipped, Issue, ObjectRecord, ReadResult,
-                                          check_box, decoded_size, image_error, image_size, mask_polygons,
-                                          parse_number)
+                                          check_box, decoded_array, decoded_size, image_error, image_size,
+                                          mask_polygons, parse_number)
 
 CATEGORIES = ("person",)
 
@@ -187,13 +187,10 @@ def read_image(image_path: str | Path, mask_path: str | Path, annotation_path: s
             raise ImageSkipped(Issue(f"PNGImages/{image_path.name}", "", "image", image_error(exc),
                                      split, "image"))
         try:
-            from PIL import Image
-
-            with Image.open(mask_path) as im:
-                mask = np.asarray(im)
-        except Exception as exc:  # noqa: BLE001 - any decoding failure skips the image
+            mask = decoded_array(mask_path)
+        except (ValueError, OSError) as exc:  # any decoding failure skips the image
             raise ImageSkipped(Issue(f"PedMasks/{mask_path.name}", "", "mask",
-                                     f"unreadable mask ({exc})", split, "image"))
+                                     f"unreadable mask ({str(exc).split(': ', 1)[-1]})", split, "image"))
         if mask.ndim == 3:
             mask = mask[..., 0]
         if mask.shape != (height, width):

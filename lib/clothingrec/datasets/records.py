@@ -437,6 +437,22 @@ def decoded_size(path) -> tuple[int, int]:
     return width, height
 
 
+def decoded_array(path) -> np.ndarray:
+    """Every pixel of ``path`` as an array; ``ValueError`` for a truncated or corrupt file, even where some
+    other library set ``ImageFile.LOAD_TRUNCATED_IMAGES`` (a cut-off mask must not load as half zeros)."""
+    from PIL import Image, ImageFile
+
+    previous = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im)
+    except Exception as exc:  # noqa: BLE001 - OSError (truncated), SyntaxError (PNG chunks), DecompressionBombError...
+        raise ValueError(f"undecodable image {path}: {exc}") from exc
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous
+
+
 def image_error(exc: Exception) -> str:
     """Short reason for an :func:`image_size` failure, without the path (the report names the file)."""
     cause = exc.__cause__
