@@ -374,3 +374,38 @@ def test_epoch_sampler_order_is_a_function_of_seed_and_epoch():
     weighted = EpochSampler(len(labels), seed=1, weights=class_balanced_weights(labels, 2))
     draws = torch.tensor([int(labels[i]) for e in range(20) for i in (weighted.set_epoch(e) or weighted)])
     assert len(draws) == 2000 and 0.45 < float(draws.float().mean()) < 0.55  # class-balanced, with replacement
+
+
+def test_extra_train_adds_a_second_training_set_only_to_train(tmp_path):
+    """`extra_train`: the training store holds both sets; validation and test stay the dataset's own."""
+    from clothingrec.classify.data import ClothingDataModule, with_extra_train
+    from clothingrec.datasets.clothing_small import read_split
+
+    main = make_dataset(tmp_path / "small", per_class=2)
+    extra = make_dataset(tmp_path / "extra", per_class=3, splits=("train", "validation"), seed=1)
+    dm = ClothingDataModule(tiny_config(main, extra_train=str(extra)))
+    assert len(dm.store("train")) == 10 * (2 + 3)
+    assert len(dm.store("validation")) == 10 * 2  # the extra set's validation images are not used
+    merged = with_extra_train(read_split("train", main), str(extra))
+    assert {r.path.parent.parent.parent for r in merged.records} == {main, extra}
+    assert merged.class_counts() == dict.fromkeys(CLASSES, 5)
+    with pytest.raises(ValueError, match="neither 'ccp-crops' nor a folder"):
+        tiny_config(main, extra_train=str(tmp_path / "missing"))
+    (tmp_path / "empty" / "train").mkdir(parents=True)
+    with pytest.raises(ValueError, match="no training images"):
+        with_extra_train(read_split("train", main), str(tmp_path / "empty"))
+
+
+def test_extra_train_ccp_crops_are_the_train_part_of_the_shared_split():
+    from clothingrec.classify.data import with_extra_train
+    from clothingrec.datasets import ccp_crops
+    from clothingrec.datasets.clothing_small import read_split
+
+    if not ccp_crops.read_index().shape[0]:
+        pytest.fail("data/ccp-crops is missing: run `make data`")
+    small = read_split("train")
+    merged = with_extra_train(small, "ccp-crops")
+    added = merged.records[len(small.records):]
+    assert len(added) == len(ccp_crops.read_crops("train").records) > 0
+    test_photos = {p.name.split("_")[0] for p in (r.path for r in ccp_crops.read_crops("test").records)}
+    assert not test_photos & {r.path.name.split("_")[0] for r in added}  # no test photo's garment is trained on

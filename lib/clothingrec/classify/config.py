@@ -32,6 +32,9 @@ class ClassifierConfig:
     dataset: str | None = None             # folder; None: clothingrec.paths.find_dataset
     train_per_class: int | None = None     # cap images per class (smoke runs); None: all
     eval_per_class: int | None = None      # same cap for validation and test
+    extra_train: str | None = None         # a second training set added to the train split: "ccp-crops" (garment
+                                           # crops of CCP's train part, `make data`) or a folder in the dataset's
+                                           # layout; validation and test stay the dataset's own
     seed: int = 0
     # --- input -------------------------------------------------------------------------------
     imgsz: int = 224                       # training / evaluation crop size
@@ -122,6 +125,8 @@ class ClassifierConfig:
             problems.append(f"optimizer={self.optimizer!r} is not adamw or sgd")
         if self.scheduler not in ("cosine", "constant"):
             problems.append(f"scheduler={self.scheduler!r} is not cosine or constant")
+        if self.extra_train not in (None, "ccp-crops") and not Path(self.extra_train).is_dir():
+            problems.append(f"extra_train={self.extra_train!r} is neither 'ccp-crops' nor a folder")
         if self.sampler not in ("weighted", "shuffle"):
             problems.append(f"sampler={self.sampler!r} is not weighted or shuffle")
         if self.averaging not in ("none", "swa", "ema"):

@@ -8,13 +8,28 @@ from torch.utils.data import DataLoader, Sampler
 from clothingrec.classify.augment import AugmentParams, eval_batch, train_batch
 from clothingrec.classify.config import ClassifierConfig
 from clothingrec.classify.store import ImageStore, StoreDataset, build_store, collate_batch
-from clothingrec.datasets.clothing_small import CLASSES, read_split
+from clothingrec.datasets.clothing_small import CLASSES, SplitIndex, read_split
 
 
 def class_balanced_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Per-sample weights 1 / count(class): every class is drawn equally often in expectation."""
     counts = torch.bincount(labels, minlength=num_classes).clamp(min=1).double()
     return (1.0 / counts)[labels]
+
+
+def with_extra_train(index: SplitIndex, extra: str) -> SplitIndex:
+    """``index`` (a train split) plus the images of a second training set: ``"ccp-crops"`` (the CCP garment
+    crops of CCP's train part, never its val or test photos) or a folder in clothing-dataset-small's layout
+    (its ``train/`` split).  Same classes required; what either skipped stays listed."""
+    from clothingrec.datasets.ccp_crops import read_crops
+
+    added = read_crops("train") if extra == "ccp-crops" else read_split("train", extra, index.classes)
+    if tuple(added.classes) != tuple(index.classes):
+        raise ValueError(f"extra_train={extra!r}: classes {added.classes} differ from {index.classes}")
+    if not len(added):
+        raise ValueError(f"extra_train={extra!r}: no training images under {added.root} (run `make data`?)")
+    return SplitIndex(index.root, index.split, index.classes, index.records + added.records,
+                      index.skipped + added.skipped)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -63,6 +78,8 @@ class ClothingDataModule(L.LightningDataModule):
     def store(self, split: str) -> ImageStore:
         if split not in self.stores:
             index = read_split(split, self.cfg.dataset, self.classes)
+            if split == "train" and self.cfg.extra_train:
+                index = with_extra_train(index, self.cfg.extra_train)
             limit = self.cfg.train_per_class if split == "train" else self.cfg.eval_per_class
             index = index.subset(limit, seed=self.cfg.seed)
             self.stores[split] = build_store(index, self.cfg.resize_size, self.cfg.store_workers,
