@@ -154,3 +154,47 @@ def write(out: Path, stem: str, record: dict, markdown: list[str]) -> None:
     (out / f"{stem}.json").write_text(json.dumps(record, indent=2, default=str))
     (out / f"{stem}.md").write_text("\n".join(markdown) + "\n")
     print(f"[bench] wrote {out / (stem + '.json')} and {out / (stem + '.md')}")
+
+
+class PeakRSS:
+    """Context manager: the peak memory (MB) of this process and all its descendants (worker pools), sampled
+    every ``interval_s`` in a thread.  Each process counts its proportional set size (PSS: pages shared with
+    a forked parent are split between them, not counted twice), its RSS where PSS is unavailable.
+    ``peak_mb`` is the largest sum seen; ``base_mb`` the sum at entry."""
+
+    def __init__(self, interval_s: float = 0.02):
+        self.interval_s = float(interval_s)
+        self.base_mb = self.peak_mb = 0.0
+
+    def _sum_mb(self) -> float:
+        import psutil
+
+        me = psutil.Process()
+        total = 0
+        for p in [me, *me.children(recursive=True)]:
+            try:
+                info = p.memory_full_info()
+                total += getattr(info, "pss", info.rss)
+            except psutil.Error:  # a worker that just exited
+                pass
+        return total / 2**20
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_mb = max(self.peak_mb, self._sum_mb())
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self):
+        import threading
+
+        self.base_mb = self.peak_mb = self._sum_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak_mb = max(self.peak_mb, self._sum_mb())
+        return False

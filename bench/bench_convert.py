@@ -34,9 +34,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from clothingrec.datasets import deepfashion2 as df2  # noqa: E402
 from clothingrec.paths import RUNS_DIR, configure_environment  # noqa: E402
+from _common import PeakRSS  # noqa: E402
 
 RELEASED_TRAIN = 191_961
 SIZES = [(468, 624), (500, 750), (550, 733), (600, 800), (640, 853), (750, 1000), (800, 800), (480, 640)]
@@ -185,14 +187,14 @@ def plain_loop(root: Path, out: Path, dumps: bool = False) -> dict:
 
 
 # ------------------------------------------------------------------ the library
-def library(root: Path, out: Path, workers: int) -> dict:
+def library(root: Path, out: Path, workers: int, progress: bool | None = None) -> dict:
     from clothingrec.convert import coco as coco_mod
     from clothingrec.convert import convert_split, list_entries
 
     entries, _ = list_entries("deepfashion2", root)
     result = convert_split("deepfashion2", "train", entries["train"], coco_mod.df2_categories(),
                            out / "instances_train.json", detect_dir=out / "labels-detect",
-                           segment_dir=out / "labels-segment", workers=workers, progress=False)
+                           segment_dir=out / "labels-segment", workers=workers, progress=progress)
     return {"images": len(result.images), "annotations": result.n_annotations, "issues": len(result.issues)}
 
 
@@ -228,6 +230,7 @@ def main(argv=None) -> int:
     p.add_argument("--data", type=Path, default=None, help="where the generated tree lives (cached)")
     p.add_argument("--out", type=Path, default=RUNS_DIR / "bench")
     p.add_argument("--keep", action="store_true", help="keep the converted outputs")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar for the library's conversion")
     args = p.parse_args(argv)
     n = 300 if args.quick else args.n
     data = args.data or (RUNS_DIR / "bench" / "data" / f"df2_tree_{n}")
@@ -245,16 +248,19 @@ def main(argv=None) -> int:
     rows = {}
     methods = [("plain loop (1 process, json.dump)", "plain", lambda o: plain_loop(data, o)),
                ("plain loop (1 process, json.dumps)", "plain_dumps", lambda o: plain_loop(data, o, dumps=True)),
-               (f"clothingrec.convert ({args.workers} workers)", "lib", lambda o: library(data, o, args.workers))]
+               (f"clothingrec.convert ({args.workers} workers)", "lib", lambda o: library(data, o, args.workers, progress=False if args.no_progress else None))]
     for name, folder, fn in methods:
         o = work / folder
         o.mkdir(parents=True)
-        t0, c0 = time.perf_counter(), cpu()
-        counts = fn(o)
-        wall, cpu_s = time.perf_counter() - t0, cpu() - c0
+        with PeakRSS() as mem:
+            t0, c0 = time.perf_counter(), cpu()
+            counts = fn(o)
+            wall, cpu_s = time.perf_counter() - t0, cpu() - c0
         rows[name] = {"wall_s": round(wall, 2), "files_per_s": round(n / wall, 1), "cpu_s": round(cpu_s, 2),
-                      "cpu_ms_per_file": round(1000 * cpu_s / n, 2), **counts}
-        print(f"[bench] {name}: {wall:.1f} s wall, {n / wall:.0f} files/s, {cpu_s:.1f} s CPU, {counts}")
+                      "cpu_ms_per_file": round(1000 * cpu_s / n, 2), "peak_rss_mb": round(mem.peak_mb, 1),
+                      "rss_before_mb": round(mem.base_mb, 1), **counts}
+        print(f"[bench] {name}: {wall:.1f} s wall, {n / wall:.0f} files/s, {cpu_s:.1f} s CPU, "
+              f"peak memory {mem.peak_mb:.0f} MB (PSS, process tree), {counts}")
     plain_key, _, lib_key = list(rows)
     speedup = rows[plain_key]["wall_s"] / rows[lib_key]["wall_s"]
     check = compare(work / "plain", work / "lib", n, full_json=n <= 5000)
@@ -275,10 +281,10 @@ def main(argv=None) -> int:
     md = [f"# Conversion benchmark: {n} DeepFashion2 annotation files → COCO + YOLO", "",
           f"CPU: {cpu}, {cpu_count()} cores usable; load average at the end {os.getloadavg()[0]:.1f} "
           "(the machine is shared: wall times include other users' load).", "",
-          "| method | wall (s) | files/s | CPU (s) | CPU ms/file | images | annotations |",
-          "|---|---:|---:|---:|---:|---:|---:|"]
-    md += [f"| {k} | {v['wall_s']} | {v['files_per_s']} | {v['cpu_s']} | {v['cpu_ms_per_file']} | {v['images']} | "
-           f"{v['annotations']} |" for k, v in rows.items()]
+          "| method | wall (s) | files/s | CPU (s) | CPU ms/file | peak memory (MB, PSS of the process tree) | images | annotations |",
+          "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    md += [f"| {k} | {v['wall_s']} | {v['files_per_s']} | {v['cpu_s']} | {v['cpu_ms_per_file']} | "
+           f"{v['peak_rss_mb']} | {v['images']} | {v['annotations']} |" for k, v in rows.items()]
     md += ["", f"Speed-up (wall, plain loop with json.dump → library): **{speedup:.2f}x**; against the plain "
            f"loop with json.dumps: {rows[list(rows)[1]]['wall_s'] / rows[lib_key]['wall_s']:.2f}x. "
            f"Outputs compared (plain json.dump vs library): {check}.", ""]

@@ -316,6 +316,8 @@ def test_bench_convert_quick(tmp_path, monkeypatch):
     result = json.loads((tmp_path / "convert_quick.json").read_text())
     assert result["n_files"] == 300 and len(result["results"]) == 3
     assert {r["images"] for r in result["results"].values()} == {300}
+    # peak memory of the process tree while each method ran: at least what the process held when it started
+    assert all(r["peak_rss_mb"] >= r["rss_before_mb"] > 0 for r in result["results"].values())
     assert len({r["annotations"] for r in result["results"].values()}) == 1
     assert result["outputs"]["coco_annotations_identical"] and result["outputs"]["label_files_identical"]
     assert (tmp_path / "convert_quick.md").read_text().startswith("# Conversion benchmark")
