@@ -196,3 +196,63 @@ def test_every_entry_point_refuses_an_unwritable_run_folder_before_reading_data(
             from clothingrec import notebooks
 
             notebooks.run("03_train_yolo", {"output_dir": str(blocker / "run")}, progress=False)
+
+
+# ---- YOLO (ultralytics' own resume) ----------------------------------------------------------------
+
+_YOLO_CHILD = """
+import os, signal
+from pathlib import Path
+from ultralytics import YOLO
+from test_detect_yolo import write_yolo_fixture
+from clothingrec.detect.yolo import train_yolo
+
+original = YOLO.train
+
+def train(self, **kw):
+    def killer(trainer):
+        if trainer.epoch == 1:  # right after the second epoch's last.pt is written
+            os.kill(os.getpid(), signal.SIGKILL)
+    self.add_callback("on_model_save", killer)
+    return original(self, **kw)
+
+YOLO.train = train
+root = Path({root!r})
+train_yolo(root / "data" / "data.yaml", root / "run", **{kwargs!r})
+"""
+
+
+@pytest.mark.slow
+def test_yolo_killed_after_an_epoch_resumes_where_it_stopped(tmp_path, monkeypatch):
+    """SIGKILL after epoch 2 of 3: resume=True runs epoch 3 only, on the schedule of an uninterrupted run,
+    and keeps the first sitting's rows (the same numbers as the uninterrupted run's first two epochs)."""
+    import pandas as pd
+    from test_detect_yolo import write_yolo_fixture
+
+    from clothingrec.detect.yolo import train_yolo
+
+    data_yaml, _, _ = write_yolo_fixture(tmp_path / "data")
+    kwargs = dict(epochs=3, imgsz=64, batch=4, workers=0, device="cpu", name="yolo", close_mosaic=0)
+    ref = train_yolo(data_yaml, tmp_path / "ref", **kwargs)
+    _run_until_killed(_YOLO_CHILD.format(root=str(tmp_path), kwargs=kwargs), tmp_path)
+    killed = pd.read_csv(tmp_path / "run" / "yolo" / "results.csv")
+    assert killed["epoch"].tolist() == [1, 2]
+    from ultralytics import YOLO
+
+    original, epochs_run = YOLO.train, []
+
+    def counting_train(self, **kw):
+        self.add_callback("on_train_epoch_end", lambda trainer: epochs_run.append(trainer.epoch))
+        return original(self, **kw)
+
+    monkeypatch.setattr(YOLO, "train", counting_train)
+    resumed = train_yolo(data_yaml, tmp_path / "run", resume=True, **kwargs)
+    assert epochs_run == [2]  # only the third epoch was trained in the second sitting
+    a, b = ref.results, resumed.results
+    assert b["epoch"].tolist() == a["epoch"].tolist() == [1, 2, 3]
+    losses = [c for c in a.columns if c.startswith("train/")]
+    pd.testing.assert_frame_equal(b.loc[:1, losses], a.loc[:1, losses])   # the first sitting's epochs, as run
+    lr = [c for c in a.columns if c.startswith("lr/")]
+    assert np.allclose(b[lr].to_numpy(), a[lr].to_numpy())              # epoch 3 on the same schedule
+    assert np.isfinite(b.loc[2, losses].to_numpy(dtype=float)).all()
+    assert resumed.best is not None and resumed.best.is_file()
