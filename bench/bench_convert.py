@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from clothingrec.datasets import deepfashion2 as df2  # noqa: E402
 from clothingrec.paths import RUNS_DIR, configure_environment  # noqa: E402
+
 from _common import PeakRSS  # noqa: E402
 
 RELEASED_TRAIN = 191_961
@@ -248,7 +249,8 @@ def main(argv=None) -> int:
     rows = {}
     methods = [("plain loop (1 process, json.dump)", "plain", lambda o: plain_loop(data, o)),
                ("plain loop (1 process, json.dumps)", "plain_dumps", lambda o: plain_loop(data, o, dumps=True)),
-               (f"clothingrec.convert ({args.workers} workers)", "lib", lambda o: library(data, o, args.workers, progress=False if args.no_progress else None))]
+               (f"clothingrec.convert ({args.workers} workers)", "lib",
+                lambda o: library(data, o, args.workers, progress=False if args.no_progress else None))]
     for name, folder, fn in methods:
         o = work / folder
         o.mkdir(parents=True)
@@ -281,7 +283,8 @@ def main(argv=None) -> int:
     md = [f"# Conversion benchmark: {n} DeepFashion2 annotation files → COCO + YOLO", "",
           f"CPU: {cpu}, {cpu_count()} cores usable; load average at the end {os.getloadavg()[0]:.1f} "
           "(the machine is shared: wall times include other users' load).", "",
-          "| method | wall (s) | files/s | CPU (s) | CPU ms/file | peak memory (MB, PSS of the process tree) | images | annotations |",
+          "| method | wall (s) | files/s | CPU (s) | CPU ms/file | peak memory (MB, PSS of the process tree) "
+          "| images | annotations |",
           "|---|---:|---:|---:|---:|---:|---:|---:|"]
     md += [f"| {k} | {v['wall_s']} | {v['files_per_s']} | {v['cpu_s']} | {v['cpu_ms_per_file']} | "
            f"{v['peak_rss_mb']} | {v['images']} | {v['annotations']} |" for k, v in rows.items()]
