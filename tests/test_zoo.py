@@ -44,3 +44,19 @@ def test_untrained_stand_ins_are_flagged():
     assert isinstance(clf, Classifier) and not cinfo.trained and cinfo.architecture == "mobilenet_v3_small @32px"
     with pytest.raises(zoo.ModelLoadError, match="person-detector: .*missing-run does not exist"):
         zoo.resolve("person-detector", "missing-run")
+
+
+def test_a_fresh_clone_serves_only_trained_models():
+    """`make serve` on a fresh clone: every role's `auto` is a committed run whose weights git tracks (a weights
+    file kept only on the machine that trained it would leave a clone with an untrained stand-in)."""
+    import subprocess
+
+    from clothingrec.paths import PROJECT_ROOT
+
+    for role in zoo.ROLES:
+        found = zoo.committed(role)
+        assert found is not None, f"{role}: no committed run with weights under runs/results/"
+        files = [found] if found.is_file() else sorted(p for p in found.rglob("*") if p.suffix in zoo.WEIGHT_SUFFIXES)
+        tracked = subprocess.run(["git", "ls-files", "--error-unmatch", *map(str, files)], cwd=PROJECT_ROOT,
+                                 capture_output=True, text=True)
+        assert tracked.returncode == 0, f"{role}: {files} not tracked by git: {tracked.stderr.strip()}"
