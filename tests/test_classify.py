@@ -409,3 +409,12 @@ def test_extra_train_ccp_crops_are_the_train_part_of_the_shared_split():
     assert len(added) == len(ccp_crops.read_crops("train").records) > 0
     test_photos = {p.name.split("_")[0] for p in (r.path for r in ccp_crops.read_crops("test").records)}
     assert not test_photos & {r.path.name.split("_")[0] for r in added}  # no test photo's garment is trained on
+
+
+@pytest.mark.parametrize("monitor, mode", [("val_loss", "min"), ("val_macro_f1", "max"), ("val_acc", "max")])
+def test_checkpoint_and_early_stopping_follow_the_monitor_direction(tmp_path, monitor, mode):
+    from clothingrec.classify.training import build_callbacks
+
+    callbacks = build_callbacks(tiny_config(tmp_path, monitor=monitor, patience=3), tmp_path)
+    assert callbacks["checkpoint"].monitor == monitor and callbacks["checkpoint"].mode == mode
+    assert callbacks["early_stopping"].mode == mode
