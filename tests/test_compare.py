@@ -192,3 +192,18 @@ def test_identical_results_from_two_notebooks_are_listed_once(tmp_path):
            {**_classifier("same", "resnet50", 0.35, 0.25), "split": "validation"})
     col = compare.collect_results(runs / "results", runs)
     assert sorted((r.data["split"], r.data["accuracy"]) for r in col.results) == [("test", 0.3), ("validation", 0.35)]
+
+
+def test_detector_rows_name_the_photos_of_their_split(tmp_path):
+    """Two runs scored on a part called `val` of different stored splits: the table says which photos each saw."""
+    import json
+
+    for name, digest in (("old", "b174a9efc950a3d8"), ("new", "937ab4a320c97dac")):
+        folder = tmp_path / "results" / name
+        folder.mkdir(parents=True)
+        record = {"task": "detect", "split": {"val": {"digest": digest, "images": 100}},
+                  "metrics": _detector(name, "yolo", "yolov8n", 0.3, 0.5), "provenance": {}}
+        (folder / "run.json").write_text(json.dumps(record))
+    table = compare.detector_table(compare.collect_results(tmp_path / "results", None), {}, refs=[])
+    labels = dict(zip(table["run"], table["dataset"]))
+    assert labels["old"].endswith("/val [b174a9ef]") and labels["new"].endswith("/val [937ab4a3]")

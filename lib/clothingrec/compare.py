@@ -99,7 +99,11 @@ def _read(path: Path, source: str, out: Collection) -> None:
     if path.name == "run.json" and isinstance(data, dict):
         if data.get("task") != "detect":
             return  # a classifier's record holds validation scores only; its test metrics.json is read instead
-        data = {**(data.get("metrics") or {}), "provenance": data.get("provenance") or {}}
+        metrics = data.get("metrics") or {}
+        part = (data.get("split") or {}).get(metrics.get("split")) if isinstance(data.get("split"), dict) else None
+        data = {**metrics, "provenance": {**(data.get("provenance") or {}),
+                                          **({"split_digest": part["digest"]} if isinstance(part, dict) and
+                                             part.get("digest") else {})}}
     problem = validate_metrics(data, path)
     if problem:
         out.skipped.append(problem)
@@ -285,6 +289,14 @@ def classifier_table(collection: Collection, analysis: dict, refs: list[Referenc
     return _order(pd.DataFrame(rows, columns=CLASSIFIER_COLUMNS))
 
 
+def _dataset_label(d: dict) -> str:
+    """``dataset/split``, and the stored split's digest where the record has it: two runs scored on a part
+    named alike but holding other photos (an earlier split's val) never read as one data split."""
+    digest = (d.get("provenance") or {}).get("split_digest")
+    label = f"{d.get('dataset', '?')}/{d.get('split', '?')}"
+    return f"{label} [{str(digest)[:8]}]" if digest else label
+
+
 def detector_table(collection: Collection, analysis: dict, refs: list[Reference] | None = None) -> pd.DataFrame:
     """Detectors: bbox AP/AP50 (segm AP for mask models), FLOPs, parameters, latency; reference rows last."""
     rows = []
@@ -293,7 +305,7 @@ def detector_table(collection: Collection, analysis: dict, refs: list[Reference]
         rec = match_analysis(d, analysis)
         rows.append({"model": architecture(d), "family": d.get("family", ""), "task": detector_task(d),
                      "run": d["name"], "source": r.source, "from": r.origin,
-                     "dataset": f"{d.get('dataset', '?')}/{d.get('split', '?')}",
+                     "dataset": _dataset_label(d),
                      "bbox AP": _num(d["bbox_AP"]), "bbox AP50": _num(d["bbox_AP50"]),
                      "segm AP": _num(d.get("segm_AP")), "segm AP50": _num(d.get("segm_AP50")),
                      **_cost_columns(rec), "note": "" if rec else "no analysis record for this model"})
