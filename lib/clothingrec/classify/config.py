@@ -23,6 +23,11 @@ CLASSIFIER_CONFIG_DIR = CONFIG_DIR / "classifier"
 PROFILES = {"smoke": "smoke.yaml", "full": "mobilenet_v3_small_scratch.yaml"}
 
 
+def monitor_mode(monitor: str) -> str:
+    """``"min"`` for a loss, ``"max"`` for a score: how a checkpoint or early stop reads ``monitor``."""
+    return "min" if monitor == "val_loss" else "max"
+
+
 @dataclass
 class ClassifierConfig:
     # --- experiment --------------------------------------------------------------------------
@@ -79,7 +84,7 @@ class ClassifierConfig:
     lr_find_apply: bool = False            # use the suggested LR instead of ``lr``
     batch_find: bool = False               # run Lightning's batch-size finder (power mode) first; reported, not applied
     batch_find_trials: int = 4             # doublings tried from ``batch``
-    monitor: str = "val_macro_f1"          # checkpoint / early-stopping metric (maximised)
+    monitor: str = "val_macro_f1"          # checkpoint / early-stopping metric (monitor_mode: val_loss minimised)
     patience: int = 0                      # early stopping patience in validation epochs; 0: off
     time_budget_h: float | None = None     # stop at the last epoch end that fits in this many hours (per sitting)
     schedule_time: bool = True             # with time_budget_h: cosine progress also follows wall time so the LR reaches

@@ -35,6 +35,7 @@ from sklearn.metrics import (
     recall_score,
 )
 
+from clothingrec.classify.config import monitor_mode
 from clothingrec.datasets.clothing_small import CLASSES
 
 PUBLISHED_LABEL = "published, ImageNet-pretrained, GPU"
@@ -456,7 +457,7 @@ def ablation_table(run_dirs: Sequence[str | Path], levers: Sequence[str] = ABLAT
                 raise ValueError(f"{history_file}: no column {col!r}")
         monitor = summary.get("monitor") if summary.get("monitor") in history else "val_macro_f1"
         scores = history[monitor]
-        best = history.loc[scores.idxmin() if "loss" in monitor else scores.idxmax()]  # the checkpoint rule
+        best = history.loc[scores.idxmin() if monitor_mode(monitor) == "min" else scores.idxmax()]
         rows.append({"run": run.name, **{k: cfg.get(k) for k in levers},
                      "epochs": int(summary.get("epochs_run", len(history))),
                      "fit min": round(float(summary.get("fit_seconds", float("nan"))) / 60, 1),

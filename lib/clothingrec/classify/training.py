@@ -36,7 +36,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
-from clothingrec.classify.config import ClassifierConfig, load_config
+from clothingrec.classify.config import ClassifierConfig, load_config, monitor_mode
 from clothingrec.classify.data import ClothingDataModule
 from clothingrec.classify.inference import export_weights
 from clothingrec.classify.models import count_parameters
@@ -353,7 +353,7 @@ def provenance(result: "TrainResult | None" = None, command: str | None = None) 
 
 
 def build_callbacks(cfg: ClassifierConfig, output_dir: Path) -> dict[str, Callback]:
-    mode = "min" if cfg.monitor == "val_loss" else "max"
+    mode = monitor_mode(cfg.monitor)
     callbacks: dict[str, Callback] = {
         "checkpoint": ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="best-{epoch:03d}",
                                       monitor=cfg.monitor, mode=mode, save_top_k=1, save_last=False,

@@ -9,6 +9,7 @@ corner of the top-left pixel: a box ``(x1, y1, x2, y2)`` covering pixel columns 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
@@ -408,49 +409,49 @@ def image_size(path) -> tuple[int, int]:
         raise ValueError(f"unreadable image {path}: {exc}") from exc
 
 
+@contextlib.contextmanager
+def _strict_decoding(path):
+    """Pillow decoding inside refuses truncated files, even where some other library set
+    ``ImageFile.LOAD_TRUNCATED_IMAGES``; any failure (OSError for a truncated file, SyntaxError for broken PNG
+    chunks, DecompressionBombError, ...) leaves as ``ValueError("undecodable image <path>: ...")``."""
+    from PIL import ImageFile
+
+    previous = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - every decoding failure, named once
+        raise ValueError(f"undecodable image {path}: {exc}") from exc
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous
+
+
 def decoded_size(path) -> tuple[int, int]:
     """``(width, height)`` of an image whose pixels decode completely; ``ValueError`` otherwise.
 
     The header size (:func:`image_size`) must agree with Pillow's, and every pixel is decoded (JPEGs
     at 1/8 scale, which still reads the whole entropy-coded stream): a truncated or corrupt file is
-    refused here instead of failing later in training.  Truncated files are refused even where some
-    other library set ``ImageFile.LOAD_TRUNCATED_IMAGES``.
+    refused here instead of failing later in training (:func:`_strict_decoding`).
     """
     width, height = image_size(path)
-    from PIL import Image, ImageFile
+    from PIL import Image
 
-    previous = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
-    try:
-        with Image.open(path) as im:
-            if im.size != (width, height):
-                raise ValueError(f"header says {width}x{height}, the decoder {im.size[0]}x{im.size[1]}")
-            if im.format == "JPEG":
-                im.draft(im.mode, (max(1, width // 8), max(1, height // 8)))
-            im.load()
-    except ValueError as exc:
-        raise ValueError(f"undecodable image {path}: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - OSError (truncated), SyntaxError (PNG chunks), DecompressionBombError...
-        raise ValueError(f"undecodable image {path}: {exc}") from exc
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = previous
+    with _strict_decoding(path), Image.open(path) as im:
+        if im.size != (width, height):
+            raise ValueError(f"header says {width}x{height}, the decoder {im.size[0]}x{im.size[1]}")
+        if im.format == "JPEG":
+            im.draft(im.mode, (max(1, width // 8), max(1, height // 8)))
+        im.load()
     return width, height
 
 
 def decoded_array(path) -> np.ndarray:
-    """Every pixel of ``path`` as an array; ``ValueError`` for a truncated or corrupt file, even where some
-    other library set ``ImageFile.LOAD_TRUNCATED_IMAGES`` (a cut-off mask must not load as half zeros)."""
-    from PIL import Image, ImageFile
+    """Every pixel of ``path`` as an array; ``ValueError`` for a truncated or corrupt file
+    (:func:`_strict_decoding`: a cut-off mask must not load as half zeros)."""
+    from PIL import Image
 
-    previous = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im)
-    except Exception as exc:  # noqa: BLE001 - OSError (truncated), SyntaxError (PNG chunks), DecompressionBombError...
-        raise ValueError(f"undecodable image {path}: {exc}") from exc
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = previous
+    with _strict_decoding(path), Image.open(path) as im:
+        return np.asarray(im)
 
 
 def image_error(exc: Exception) -> str:
