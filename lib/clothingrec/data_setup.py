@@ -151,7 +151,14 @@ def write_ccp_crops(ccp_root: Path) -> list[str]:
 
 
 def main() -> int:
+    from clothingrec.paths import building
+
     DATA_DIR.mkdir(parents=True, exist_ok=True)
+    with building(DATA_DIR / ".make-data"):  # two `make` targets started together prepare data/ in turn
+        return _prepare_all()
+
+
+def _prepare_all() -> int:
     problems: list[str] = []
     for name, verify in ((CLOTHING_SMALL, verify_clothing_small), (CCP, verify_ccp)):
         root = link_or_download(name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import contextmanager
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -127,12 +128,40 @@ def resolve_output_dir(notebook: str, output_dir: str | os.PathLike | None = Non
 
 
 def point_latest(run_dir: Path) -> Path:
-    """Make ``<run_dir>/../latest`` a relative symlink to ``run_dir``."""
+    """Make ``<run_dir>/../latest`` a relative symlink to ``run_dir`` (atomically: two runs of one notebook
+    started together each leave a valid link, the later one's)."""
     link = run_dir.parent / "latest"
-    if link.is_symlink() or link.exists():
-        link.unlink()
-    link.symlink_to(run_dir.name, target_is_directory=True)
+    tmp = link.with_name(f".latest.{os.getpid()}.tmp")
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(run_dir.name, target_is_directory=True)
+    os.replace(tmp, link)
     return link
+
+
+@contextmanager
+def building(folder: str | os.PathLike):
+    """Hold an exclusive lock on ``folder`` while it is built or checked for reuse.
+
+    Cached folders (prepared datasets, the CCP crops, ``make data``) are shared by every run of the
+    project; two trainings started together would otherwise write the same temporary files.  The second
+    one waits here, then finds the folder current and reuses it.  The lock is ``<folder>.lock`` beside it
+    (POSIX ``flock``: released when the process ends, even when killed); where ``fcntl`` does not exist
+    the lock is skipped.
+    """
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks in the standard library
+        yield
+        return
+    with open(folder.with_name(folder.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def latest_run(notebook: str) -> Path:

@@ -124,7 +124,7 @@ def build_store(index, size: int, workers: int = 2, cache: bool = True,
                        tuple(index.classes), list(index.skipped) + skipped)
     if cache:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(".tmp")
+        tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")  # processes filling one cache write apart
         torch.save({"images": store.images, "labels": store.labels, "paths": kept_paths,
                     "skipped": skipped, "meta": json.dumps({"size": size, "split": index.split})}, tmp)
         tmp.replace(cache_file)

@@ -480,7 +480,23 @@ def prepare_detection_dataset(name: str | os.PathLike, out_dir: str | os.PathLik
     ``garments`` otherwise.  ``task``: which YOLO label set ``labels/`` points at (both are written).
     ``seed``, ``val_fraction`` and ``test_fraction`` define the Penn-Fudan split; CCP's is the stored
     one (:func:`clothingrec.splits.ccp_split`) whatever they say.
+
+    Two processes preparing the same ``out_dir`` at once (two trainings started together) take turns:
+    the second waits for the first, then reuses its folder.
     """
+    from clothingrec.paths import building
+
+    with building(out_dir):
+        return _prepare_detection_dataset(
+            name, out_dir, task=task, max_images=max_images, seed=seed, classes=classes, workers=workers,
+            progress=progress, val_fraction=val_fraction, test_fraction=test_fraction, force=force)
+
+
+def _prepare_detection_dataset(name: str | os.PathLike, out_dir: str | os.PathLike, *, task: str = "detect",
+                               max_images: int | None = None, seed: int = 0, classes: str | None = None,
+                               workers: int | None = None, progress: bool | None = None,
+                               val_fraction: float = FRACTIONS["val"], test_fraction: float = FRACTIONS["test"],
+                               force: bool = False) -> PreparedDataset:
     if task not in ("detect", "segment"):
         raise ValueError(f"task must be 'detect' or 'segment', not {task!r}")
     kind, source = resolve_source(name)

@@ -331,12 +331,18 @@ def build_crops(out: str | Path | None = None, source: str | Path | None = None,
     ``ids`` restricts the photos (tests); the part of each photo is always the stored split's.  A folder
     whose manifest matches (same parameters, split, photos) is reused as it is.  ``log=None``: silent.
     """
-    from clothingrec.paths import CCP, find_dataset, project_relative
-    from clothingrec.splits import ccp_split, ccp_split_info
+    from clothingrec.paths import CCP, building, find_dataset
 
-    log = log or (lambda message: None)
     out = Path(out) if out else crops_dir()
     source = Path(source) if source else find_dataset(CCP)
+    with building(out):  # another process building the same folder finishes first; this one then reuses it
+        return _build_crops(out, source, ids=ids, workers=workers, force=force, log=log or (lambda m: None))
+
+
+def _build_crops(out: Path, source: Path, *, ids, workers: int, force: bool, log) -> CropSet:
+    from clothingrec.paths import project_relative
+    from clothingrec.splits import ccp_split, ccp_split_info
+
     pairs_all, _ = ccp.list_images(source)
     by_id = {mat.stem: (photo, mat) for photo, mat in pairs_all}
     wanted = sorted(by_id) if ids is None else sorted({str(i).zfill(4) for i in ids} & set(by_id))
