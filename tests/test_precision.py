@@ -2,6 +2,7 @@
 fp16/bf16 choice on CUDA handed to Lightning and ultralytics in the form they expect."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -9,7 +10,7 @@ torch.set_num_threads(1)
 
 
 def test_resolve_precision_maps_devices_to_lightning_values(monkeypatch):
-    from clothingrec.classify.training import resolve_precision
+    from clothingrec.device import resolve_precision
 
     cuda = torch.device("cuda", 0)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
@@ -102,3 +103,107 @@ def test_torchvision_detector_step_under_cpu_bf16_autocast():
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         out = model([image])[0]
     assert out["boxes"].shape[1] == 4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
+def test_torchvision_detector_loop_trains_and_resumes_in_mixed_precision(tmp_path, precision):
+    """The detection loop's `precision`: autocast in the forward pass, fp32 weights, fp16 with a GradScaler
+    whose state is checkpointed and restored on resume (torchvision's references do this with --amp)."""
+    from test_detect import tiny_config, write_fixture
+
+    from clothingrec.detect import train
+    from clothingrec.detect.engine import autocast_dtype
+
+    path, img_dir = write_fixture(tmp_path, n=4)  # 2 steps per epoch
+    cfg = tiny_config(epochs=2, precision=precision, threads=1)
+    dtypes = []
+    real_autocast = torch.autocast
+
+    class Spy(real_autocast):
+        def __enter__(self):
+            if self._enabled:
+                dtypes.append(self.fast_dtype)
+            return super().__enter__()
+
+    torch.autocast = Spy
+    try:
+        stopped = train(path, img_dir, path, img_dir, tmp_path / "run", tiny_config(
+            epochs=2, precision=precision, threads=1, max_steps=3), log=None)
+    finally:
+        torch.autocast = real_autocast
+    assert stopped.precision == precision and dtypes == [autocast_dtype(precision)] * 3
+    state = torch.load(stopped.last_checkpoint, weights_only=False)
+    assert state["precision"] == precision
+    assert all(v.dtype in (torch.float32, torch.int64) for v in state["model"].values())  # master weights fp32
+    assert (state["scaler"] is not None) == (precision == "16-mixed")
+    resumed = train(path, img_dir, path, img_dir, tmp_path / "run", cfg, resume=True, log=None)
+    assert resumed.global_step == 4 and list(resumed.steps["step"]) == [1, 2, 3, 4]
+    assert np.isfinite(resumed.steps["loss"]).all()
+    if precision == "16-mixed":  # the scale went on from the saved one, not from a fresh scaler's 65536
+        saved = state["scaler"]["scale"]
+        final = torch.load(resumed.last_checkpoint, weights_only=False)["scaler"]["scale"]
+        assert final <= saved
+
+
+def test_precision_reaches_each_detection_backend(tmp_path, monkeypatch):
+    """One `precision` field: ultralytics gets amp (fp16 only), detectron2 SOLVER.AMP (fp16, CUDA only),
+    the torchvision loop autocast; a combination a backend cannot do is refused before any data is read."""
+    import ultralytics
+
+    from clothingrec.detect import load_config
+    from clothingrec.detect.recipe import _train_yolo, trained_precision
+
+    with pytest.raises(ValueError, match="ultralytics' AMP is fp16 only"):
+        load_config("smoke", family="yolo", precision="bf16-mixed").validate()
+    with pytest.raises(ValueError, match="detectron2's AMP is fp16 only"):
+        load_config("smoke", family="maskrcnn", backend="detectron2", precision="bf16-mixed").validate()
+    with pytest.raises(ValueError, match="precision='fp16'"):
+        load_config("smoke", family="fasterrcnn", precision="fp16").validate()
+    assert load_config("smoke", family="fasterrcnn", precision="bf16-mixed").loop_config().precision == "bf16-mixed"
+
+    seen = []
+
+    class FakeYOLO:
+        def __init__(self, source, task=None):
+            pass
+
+        def train(self, **kwargs):
+            seen.append(kwargs)
+
+    monkeypatch.setattr(ultralytics, "YOLO", FakeYOLO)
+
+    class Data:
+        yolo_yaml = tmp_path / "d.yaml"
+
+    import clothingrec.detect.yolo as yolo_mod
+
+    monkeypatch.setattr(yolo_mod, "yolo_history", lambda run: np.zeros(0))
+    for precision, ultra, expected in (("32-true", {}, False), ("16-mixed", {}, True), ("auto", {}, None),
+                                       ("16-mixed", {"amp": False}, False)):  # an explicit ultralytics arg wins
+        cfg = load_config("smoke", family="yolo", precision=precision, ultralytics=ultra)
+        _train_yolo(cfg, Data, tmp_path / "o", resume=False)
+        assert seen[-1].get("amp") == expected, (precision, ultra)
+    assert trained_precision(load_config("smoke", family="yolo", device="cpu")) == "32-true"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert trained_precision(load_config("smoke", family="yolo", device="0,1")) == "16-mixed"
+    assert trained_precision(load_config("smoke", family="fasterrcnn", device="cuda")) == "bf16-mixed"
+
+
+def test_detectron2_precision_maps_to_its_amp_switch(tmp_path):
+    pytest.importorskip("detectron2")
+    from clothingrec.detect import detectron2_backend as d2b
+
+    def make(**kw):
+        return d2b.make_config(tmp_path / "t.json", tmp_path, tmp_path / "v.json", tmp_path, tmp_path / "o",
+                               num_classes=2, iterations=4, **kw)
+
+    assert make(device="cpu", precision="auto").SOLVER.AMP.ENABLED is False
+    assert make(device="cpu", precision="32-true").SOLVER.AMP.ENABLED is False
+    with pytest.raises(ValueError, match="needs CUDA"):
+        make(device="cpu", precision="16-mixed")
+    assert make(device="cuda", precision="16-mixed").SOLVER.AMP.ENABLED is True
+    assert make(device="cuda", precision="auto").SOLVER.AMP.ENABLED is True
+    with pytest.raises(ValueError, match="bf16-mixed"):
+        make(device="cuda", precision="bf16-mixed")

@@ -26,3 +26,23 @@ def set_threads(threads: int | None) -> int:
 
 def cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+#: The precision names every trainer takes (Lightning's vocabulary; ``auto`` resolves per device).
+PRECISIONS = ("auto", "32-true", "16-mixed", "bf16-mixed")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto``: fp32 on CPU (bf16 autocast is slower on CPUs without AMX), bf16/fp16 mixed on GPUs."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    if device.type == "mps":
+        return "16-mixed"
+    return "32-true"
+
+
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    """The autocast dtype of a resolved mixed precision; None for full precision."""
+    return {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}.get(precision)

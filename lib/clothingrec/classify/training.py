@@ -41,7 +41,7 @@ from clothingrec.classify.data import ClothingDataModule
 from clothingrec.classify.inference import export_weights
 from clothingrec.classify.models import count_parameters
 from clothingrec.classify.module import ClassifierModule
-from clothingrec.device import resolve_device, set_threads
+from clothingrec.device import resolve_device, resolve_precision, set_threads
 from clothingrec.paths import CLOTHING_SMALL
 from clothingrec.runs import RunRecord, prepare_run_folder, relative
 
@@ -220,17 +220,6 @@ class AveragedWeights(WeightAveraging):
     def on_save_checkpoint(self, trainer, pl_module, checkpoint):
         if self._active():
             super().on_save_checkpoint(trainer, pl_module, checkpoint)
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto``: fp32 on CPU (bf16 autocast is slower on CPUs without AMX), bf16/fp16 mixed on GPUs."""
-    if precision != "auto":
-        return precision
-    if device.type == "cuda":
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    if device.type == "mps":
-        return "16-mixed"
-    return "32-true"
 
 
 def _accelerator(device: torch.device) -> str:

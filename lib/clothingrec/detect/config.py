@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from clothingrec.config_cast import cast_fields
+from clothingrec.device import PRECISIONS
 from clothingrec.paths import CONFIG_DIR, PROJECT_ROOT
 
 DETECT_CONFIG_DIR = CONFIG_DIR / "detect"
@@ -58,6 +59,7 @@ class DetectConfig:
     patience: int = 100
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"
     workers: int = 0
     threads: int | None = None
     log_every: int = 20
@@ -89,6 +91,12 @@ class DetectConfig:
             problems.append(f"task={self.task!r} is not detect or segment")
         if self.imgsz < 32 or self.epochs < 1 or self.batch < 1:
             problems.append(f"imgsz ({self.imgsz}) must be ≥ 32, epochs ({self.epochs}) and batch ({self.batch}) ≥ 1")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision={self.precision!r} is not one of {PRECISIONS}")
+        elif self.backend == "ultralytics" and self.precision == "bf16-mixed":
+            problems.append("precision=bf16-mixed: ultralytics' AMP is fp16 only (16-mixed, auto or 32-true)")
+        elif self.backend == "detectron2" and self.precision == "bf16-mixed":
+            problems.append("precision=bf16-mixed: detectron2's AMP is fp16 only (16-mixed, auto or 32-true)")
         if self.scheduler not in ("cosine", "multistep", "constant"):
             problems.append(f"scheduler={self.scheduler!r} is not cosine, multistep or constant")
         if problems:
@@ -112,8 +120,8 @@ class DetectConfig:
         return TrainConfig(
             family=self.family, backbone=self.model, epochs=self.epochs, batch=self.batch, lr=self.lr,
             warmup_iters=self.warmup_iters, scheduler=self.scheduler, min_size=min_size, max_size=max_size,
-            workers=self.workers, device=self.device, seed=self.seed, pretrained=self.pretrained,
-            pretrained_backbone=self.pretrained_backbone, threads=self.threads,
+            workers=self.workers, device=self.device, precision=self.precision, seed=self.seed,
+            pretrained=self.pretrained, pretrained_backbone=self.pretrained_backbone, threads=self.threads,
             max_eval_images=self.max_eval_images, eval_batch=self.eval_batch, time_limit_s=self.time_budget_s,
             log_every=self.log_every, model_kwargs=dict(LIGHT_HEADS) if self.light_heads else {})
 

@@ -48,8 +48,12 @@ def make_config(train_json, train_images, val_json, val_images, out_dir, *, back
                 num_classes: int, iterations: int = 1000, batch: int = 2, lr: float = 0.0025,
                 min_size: int = 512, max_size: int = 853, workers: int = 2, device: str = "cpu",
                 pretrained: bool = False, seed: int = 0, checkpoint_period: int | None = None,
-                name: str = "clothingrec"):
-    """A detectron2 config that trains Mask R-CNN on our COCO split (registers the datasets)."""
+                precision: str = "auto", name: str = "clothingrec"):
+    """A detectron2 config that trains Mask R-CNN on our COCO split (registers the datasets).
+
+    ``precision``: ``16-mixed`` turns on detectron2's AMP trainer (fp16 autocast + GradScaler; CUDA only),
+    ``auto`` does so on CUDA, ``32-true`` never; bf16 is not among detectron2's trainer options.
+    """
     require_detectron2()
     from detectron2 import model_zoo
     from detectron2.config import get_cfg
@@ -73,6 +77,12 @@ def make_config(train_json, train_images, val_json, val_images, out_dir, *, back
     cfg.MODEL.WEIGHTS = zoo_weights(backbone) if pretrained else ""
     cfg.MODEL.DEVICE = "cuda" if device in ("auto", "cuda") and _cuda() else ("cpu" if device == "auto" else device)
     cfg.MODEL.ROI_HEADS.NUM_CLASSES = int(num_classes)
+    on_cuda = cfg.MODEL.DEVICE.startswith("cuda")
+    if precision not in ("auto", "32-true", "16-mixed"):
+        raise ValueError(f"detectron2 precision={precision!r}: its AMP trainer is fp16 (16-mixed), or 32-true / auto")
+    if precision == "16-mixed" and not on_cuda:
+        raise ValueError("detectron2 precision=16-mixed needs CUDA (its AMPTrainer refuses a CPU); use 32-true")
+    cfg.SOLVER.AMP.ENABLED = precision == "16-mixed" or (precision == "auto" and on_cuda)
     if not pretrained:  # from scratch: BatchNorm trains, every stage unfrozen
         cfg.MODEL.BACKBONE.FREEZE_AT = 0
         cfg.MODEL.RESNETS.NORM = "BN"

@@ -11,8 +11,10 @@ and a checkpoint ``checkpoints/last.pt`` (model, optimiser, scheduler, position,
 validation bbox AP50 is kept as ``checkpoints/best.pt``.  ``checkpoint_every_steps`` adds mid-epoch
 checkpoints; ``resume=True`` continues from ``last.pt`` at the saved step, with the same batches and
 flips as an uninterrupted run.  ``time_limit_s`` ends the run at an epoch boundary, after the
-epoch's evaluation: the last epoch that the budget still fits (measured on the previous one).  Multi-GPU: launch with ``torchrun --nproc_per_node N``; the loop
-uses ``DistributedDataParallel`` (NCCL on CUDA, gloo on CPU) and rank 0 evaluates and saves.
+epoch's evaluation: the last epoch that the budget still fits (measured on the previous one).
+``precision``: ``16-mixed`` / ``bf16-mixed`` train under ``torch.autocast`` (fp16 with a ``GradScaler``,
+saved in the checkpoint); ``auto`` is fp32 on a CPU and bf16 (or fp16) on a GPU; evaluation stays fp32.
+Multi-GPU: launch with ``torchrun --nproc_per_node N``; the loop uses ``DistributedDataParallel`` (NCCL on CUDA, gloo on CPU) and rank 0 evaluates and saves.
 Files: ``history.csv`` (per epoch), ``steps.csv`` (per step), ``checkpoints/``, ``tb/`` (TensorBoard).
 """
 from __future__ import annotations
@@ -30,7 +32,7 @@ import torch
 
 from clothingrec.detect.data import CocoDetection, EpochBatchSampler, batches_per_epoch, collate
 from clothingrec.detect.models import build_detector, builder_spec, count_parameters
-from clothingrec.device import resolve_device, set_threads
+from clothingrec.device import PRECISIONS, autocast_dtype, resolve_device, resolve_precision, set_threads
 from clothingrec.evaluate import EXPORT_SCORE_THRESHOLD, detections_to_results, evaluate_predictions
 
 #: Fewer proposals and RoI samples: on a CPU at small image sizes the RoI box head (a 12544→1024 FC
@@ -60,6 +62,7 @@ class TrainConfig:
     max_size: int = 853
     workers: int = 0
     device: str = "auto"
+    precision: str = "auto"  # auto | 32-true | 16-mixed | bf16-mixed (clothingrec.device.resolve_precision)
     seed: int = 0
     pretrained: str | None = None
     pretrained_backbone: str | None = None
@@ -104,6 +107,7 @@ class LoopResult:
     params: int
     report: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    precision: str = "32-true"  # the resolved precision the loop trained in
 
 
 def lr_lambda_factory(cfg: TrainConfig, total_iters: int):
@@ -146,8 +150,14 @@ def _to_device(images, targets, device):
 
 def train_one_epoch(model, optimizer, scheduler, loader, device, *, epoch: int, global_step: int,
                     step_in_epoch: int = 0, clip_grad: float | None = None, max_steps: int | None = None,
-                    on_step=None, log=None, log_every: int = 20, writer=None):
-    """One pass over ``loader`` (which may start mid-epoch). Returns (rows, global_step, step_in_epoch, stopped)."""
+                    on_step=None, log=None, log_every: int = 20, writer=None, autocast: torch.dtype | None = None,
+                    scaler=None):
+    """One pass over ``loader`` (which may start mid-epoch). Returns (rows, global_step, step_in_epoch, stopped).
+
+    ``autocast``: run the forward pass under ``torch.autocast`` in this dtype (mixed precision; the weights
+    and the optimizer stay fp32); ``scaler``: a ``torch.amp.GradScaler`` (fp16: scaled loss, and a step
+    with inf/NaN gradients is skipped and the scale lowered, as torchvision's references do with ``--amp``).
+    """
     model.train()
     rows = []
     stopped = False
@@ -155,7 +165,9 @@ def train_one_epoch(model, optimizer, scheduler, loader, device, *, epoch: int, 
     for images, targets in loader:
         images, targets = _to_device(images, targets, device)
         start = time.perf_counter()
-        losses = model(images, targets)
+        with torch.autocast(device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
+            losses = model(images, targets)
+        losses = {k: v.float() for k, v in losses.items()}
         loss = sum(losses.values())
         if not torch.isfinite(loss):
             bad += 1
@@ -167,10 +179,18 @@ def train_one_epoch(model, optimizer, scheduler, loader, device, *, epoch: int, 
         else:
             bad = 0
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)  # clip the true gradients
+            else:
+                loss.backward()
             if clip_grad:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
-            optimizer.step()
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         global_step += 1
@@ -266,6 +286,12 @@ def train(train_json, train_images, val_json, val_images, out_dir, config: Train
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     set_threads(cfg.threads)
+    precision = resolve_precision(cfg.precision, device)
+    if precision not in PRECISIONS[1:]:
+        raise ValueError(f"precision={cfg.precision!r} is not one of {PRECISIONS}")
+    amp_dtype = autocast_dtype(precision)
+    # fp16 needs loss scaling (its range is narrow); bf16 has fp32's range and does not
+    scaler = torch.amp.GradScaler(device.type) if precision == "16-mixed" else None
     torch.manual_seed(cfg.seed)
     masks = cfg.family == "maskrcnn"
     train_ds = CocoDetection(train_json, train_images, masks=masks, hflip=cfg.hflip, seed=cfg.seed,
@@ -300,6 +326,8 @@ def train(train_json, train_images, val_json, val_images, out_dir, config: Train
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
+            if scaler is not None and state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])
             epoch, step_in_epoch, global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
             epoch_rows, step_rows = state["epoch_rows"], state["step_rows"]
             best_ap50 = state.get("best_ap50", -1.0)
@@ -322,7 +350,8 @@ def train(train_json, train_images, val_json, val_images, out_dir, config: Train
                      "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                      "epoch": ep, "step_in_epoch": sie, "global_step": global_step if gs is None else gs,
                      "epoch_rows": epoch_rows, "step_rows": step_rows + list(epoch_steps or []),
-                     "best_ap50": best_ap50, "torch_rng": torch.get_rng_state(), "config": asdict(cfg)})
+                     "best_ap50": best_ap50, "torch_rng": torch.get_rng_state(), "config": asdict(cfg),
+                     "precision": precision, "scaler": scaler.state_dict() if scaler is not None else None})
 
     def on_step(gs: int, sie: int, epoch_steps: list) -> None:
         if cfg.checkpoint_every_steps and gs % cfg.checkpoint_every_steps == 0 and sie < n_batches:
@@ -346,7 +375,8 @@ def train(train_json, train_images, val_json, val_images, out_dir, config: Train
         rows, global_step, step_in_epoch, stopped = train_one_epoch(
             net, optimizer, scheduler, loader, device, epoch=epoch, global_step=global_step,
             step_in_epoch=step_in_epoch, clip_grad=cfg.clip_grad, max_steps=cfg.max_steps,
-            on_step=on_step, log=log if rank == 0 else None, log_every=cfg.log_every, writer=writer)
+            on_step=on_step, log=log if rank == 0 else None, log_every=cfg.log_every, writer=writer,
+            autocast=amp_dtype, scaler=scaler)
         step_rows.extend(rows)
         if step_in_epoch < epoch_len:
             # interrupted mid-epoch: save the position and stop
@@ -406,4 +436,4 @@ def train(train_json, train_images, val_json, val_images, out_dir, config: Train
     return LoopResult(out_dir=out_dir, history=hist, steps=steps, last_checkpoint=last,
                        best_checkpoint=best if best.is_file() else None, global_step=global_step,
                        epoch=epoch, interrupted=interrupted, params=count_parameters(model), report=report,
-                       seconds=time.time() - started)
+                       seconds=time.time() - started, precision=precision)

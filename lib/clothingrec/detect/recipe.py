@@ -163,10 +163,12 @@ class Run:
 def _train_yolo(cfg: DetectConfig, data, out: Path, resume: bool):
     from clothingrec.detect.yolo import train_yolo, yolo_history
 
+    # ultralytics' AMP is fp16 autocast on CUDA (it turns it off on a CPU); `auto` keeps its default
+    amp = {"32-true": {"amp": False}, "16-mixed": {"amp": True}}.get(cfg.precision, {})
     run = train_yolo(data.yolo_yaml, out, model=cfg.model, task=cfg.task, pretrained=cfg.pretrained or False,
                      epochs=cfg.epochs, imgsz=cfg.imgsz, batch=cfg.batch, workers=cfg.workers, device=cfg.device,
                      seed=cfg.seed, time_budget_h=cfg.time_budget_h, patience=cfg.patience, resume=resume,
-                     name="yolo", **cfg.ultralytics)
+                     name="yolo", **{**amp, **cfg.ultralytics})
     history = yolo_history(run)
     return run.best or run.last, history, None, len(history) < cfg.epochs, run.plots, []
 
@@ -190,7 +192,7 @@ def _train_detectron2(cfg: DetectConfig, data, out: Path, resume: bool):
                         data.image_dir["val"], out / "detectron2", backbone=cfg.model,
                         num_classes=len(data.categories), iterations=iterations, batch=cfg.batch, lr=cfg.lr / 8,
                         min_size=min_size, max_size=max_size, device=cfg.device, pretrained=bool(cfg.pretrained),
-                        seed=cfg.seed, workers=cfg.workers, checkpoint_period=per_epoch)
+                        seed=cfg.seed, workers=cfg.workers, checkpoint_period=per_epoch, precision=cfg.precision)
     (out / "detectron2").mkdir(parents=True, exist_ok=True)
     (out / "detectron2" / "config.yaml").write_text(d2cfg.dump(), encoding="utf-8")
     weights = train_detectron2(d2cfg, resume=resume, log_period=1)
@@ -246,12 +248,24 @@ def fit(cfg: DetectConfig, out, *, resume: bool = False, log=print, command: str
                                   out_dir=out, name="val"))
     record.metrics = {k: v for k, v in metrics.items() if k != "provenance"}
     record.provenance = provenance(command, train_seconds=round(train_seconds, 1), epochs_run=int(len(history)),
-                                   interrupted=bool(interrupted))
+                                   interrupted=bool(interrupted), precision=trained_precision(cfg))
     record.save(out)
     if len(history):
         history.to_csv(out / "history.csv", index=False)
     return Run(dir=out, record=record, config=cfg, data=data, history=history, steps=steps, predictor=predictor,
                evals=evals, predictions=predictions, interrupted=bool(interrupted), plots=plots, skipped=skipped)
+
+
+def trained_precision(cfg: DetectConfig) -> str:
+    """The precision a run trains in, ``auto`` resolved as its backend does it: the torchvision loop as the
+    classifier (bf16 where the GPU has it); ultralytics and detectron2 by their fp16 AMP on CUDA."""
+    from clothingrec.device import resolve_device, resolve_precision
+
+    name = str(cfg.device)
+    device = resolve_device("cuda" if name.replace(",", "").isdigit() else name)  # ultralytics' "0,1"
+    if cfg.precision != "auto" or cfg.backend == "torchvision":
+        return resolve_precision(cfg.precision, device)
+    return "16-mixed" if device.type == "cuda" else "32-true"
 
 
 def _task(classes) -> str:
