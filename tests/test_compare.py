@@ -118,9 +118,31 @@ def test_verdict_is_computed_from_the_table(tree):
     assert "resnet50 costs 73.7× the FLOPs and 12.0× the latency of mobilenet_v3_small for +4.0 points accuracy" in text
     assert "Pareto front (fewer FLOPs, higher accuracy): mobilenet_v3_small, resnet50" in text
     assert "best bbox AP 0.200 by yolov8n.yaml" in text
-    assert "clothing detectors (committed runs)" in text and "person detectors: only reference rows" in text
+    assert "clothing detectors on deepfashion2-synth/val (committed runs)" in text
+    assert "person detectors: only reference rows" in text
     assert "maskrcnn_resnet50_fpn" in set(det["model"])            # backbone-only model names get their family
     assert "+14.4 points versus ours" in text                   # published resnet50 88.44 vs our 74.0
+
+
+def test_verdict_ranks_within_one_data_split(tmp_path):
+    """A run scored on another split (an earlier split's val) is never ranked against today's test split."""
+    results = tmp_path / "runs" / "results"
+    old = {**_detector("frcnn-old", "fasterrcnn", "mobilenet_v3_large_fpn", 0.30, 0.50), "dataset": "ccp"}
+    new = {**_detector("yolo-new", "yolo", "yolov8n", 0.20, 0.45), "dataset": "ccp", "split": "test",
+           "provenance": {"split_digest": "937ab4a3ffff"}}
+    new2 = {**_detector("frcnn-new", "fasterrcnn", "mobilenet_v3_large_fpn", 0.15, 0.40), "dataset": "ccp",
+            "split": "test", "provenance": {"split_digest": "937ab4a3ffff"}}
+    for d in (old, new, new2):
+        _write(results / d["name"] / "metrics.json", d)
+    det = compare.detector_table(compare.collect_results(results, None), {}, refs=[])
+    assert set(det["dataset"]) == {"ccp/val", "ccp/test [937ab4a3]"}
+    lines = compare.verdict(compare.classifier_table(compare.collect_results(results, None), {}, refs=[]), det)
+    text = "\n".join(lines)
+    assert "clothing detectors on ccp/test [937ab4a3] (committed runs): best bbox AP 0.200 by yolov8n" in text
+    assert "clothing detectors on ccp/val (committed runs): best bbox AP 0.300 by fasterrcnn" in text
+    assert text.index("ccp/test [937ab4a3]") < text.index("ccp/val")  # the split named by its digest first
+    test_lines = [line for line in lines if "ccp/test" in line]
+    assert not any("0.300" in line for line in test_lines)
 
 
 def test_smoke_only_verdict_says_so(tmp_path):

@@ -357,30 +357,54 @@ def _delta(v, unit, digits):
 
 
 def verdict(classifiers: pd.DataFrame, detectors: pd.DataFrame) -> list[str]:
-    """A few sentences computed from the tables (measured rows only; reference rows for the gap)."""
-    lines = []
-    lines += _verdict_kind(classifiers, "accuracy (%)", "accuracy", "%", "classifier")
+    """A few sentences computed from the tables (measured rows only; reference rows for the gap), ranked
+    within one data split at a time: a run scored on other photos is never called better or worse."""
+    lines = _verdict_by_split(classifiers, "accuracy (%)", "accuracy", "%", "classifier")
     if detectors is None or detectors.empty or "task" not in detectors:
-        return lines + _verdict_kind(detectors, "bbox AP", "bbox AP", "", "detector", digits=3)
+        return lines + _verdict_by_split(detectors, "bbox AP", "bbox AP", "", "detector", digits=3)
     for task in sorted(detectors["task"].unique()):
-        lines += _verdict_kind(detectors[detectors["task"] == task].reset_index(drop=True), "bbox AP", "bbox AP", "",
-                               f"{task} detector", digits=3)
+        lines += _verdict_by_split(detectors[detectors["task"] == task].reset_index(drop=True), "bbox AP", "bbox AP",
+                                   "", f"{task} detector", digits=3)
     return lines
 
 
-def _verdict_kind(df: pd.DataFrame, metric: str, label: str, unit: str, kind: str, digits: int = 1) -> list[str]:
+def _verdict_by_split(df: pd.DataFrame, metric: str, label: str, unit: str, kind: str,
+                      digits: int = 1) -> list[str]:
     if df is None or df.empty:
         return [f"{kind}s: no results files found."]
+    is_ref = df["source"] == "reference"
+    measured = df[~is_ref].dropna(subset=[metric])
+    if measured.empty:
+        return _verdict_kind(df, metric, label, unit, kind, digits)
+    committed = measured[measured["source"] == "committed"]
+    counts = (committed if not committed.empty else measured)["dataset"].value_counts()
+    # splits named by their stored digest (today's) first, then the most runs
+    splits = sorted(counts.index, key=lambda d: ("[" not in d, -counts[d], d))
+    lines = []
+    for split in splits:
+        lines += _verdict_kind(df[df["dataset"] == split].reset_index(drop=True), metric, label, unit,
+                               f"{kind}s on {split}", digits, plural=False)
+    for _, ref in df[is_ref & ~df["dataset"].isin(splits)].dropna(subset=[metric]).iterrows():
+        lines.append(f"Reference {ref['run']}: {_fmt(ref[metric], unit, digits)} {label} on {ref['dataset']} "
+                     f"({ref['note'].split(';')[0]}); no measured run on that data to compare.")
+    return lines
+
+
+def _verdict_kind(df: pd.DataFrame, metric: str, label: str, unit: str, kind: str, digits: int = 1,
+                  plural: bool = True) -> list[str]:
+    what = f"{kind}s" if plural else kind
+    if df is None or df.empty:
+        return [f"{what}: no results files found."]
     measured = df[df["source"] != "reference"].dropna(subset=[metric])
     if measured.empty:
-        return [f"{kind}s: only reference rows, nothing measured yet."]
+        return [f"{what}: only reference rows, nothing measured yet."]
     committed = measured[measured["source"] == "committed"]
     pool = committed if not committed.empty else measured
     scope = "committed runs" if not committed.empty else "smoke runs only, not meaningful figures"
     # best result per model
     best = pool.sort_values(metric, ascending=False).drop_duplicates("model")
     top = best.iloc[0]
-    lines = [f"{kind}s ({scope}): best {label} {_fmt(top[metric], unit, digits)} by {top['model']} "
+    lines = [f"{what} ({scope}): best {label} {_fmt(top[metric], unit, digits)} by {top['model']} "
              f"({top['run']}; {_fmt(top['GFLOPs'], ' GFLOPs', 2)}, {_fmt(top['params (M)'], ' M params', 2)}, "
              f"{_fmt(top['latency p50 (ms)'], ' ms', 1)} batch-1 CPU latency)."]
     costed = best.dropna(subset=["GFLOPs"])
@@ -394,7 +418,7 @@ def _verdict_kind(df: pd.DataFrame, metric: str, label: str, unit: str, kind: st
             lines.append(f"{top['model']} costs {_fmt(ratio_f, '×')} the FLOPs and {_fmt(ratio_l, '×')} the "
                          f"latency of {cheap['model']} for {_delta(gain, unit, digits)} {label}.")
         else:
-            lines.append(f"{top['model']} is both the most accurate and the cheapest measured {kind}.")
+            lines.append(f"{top['model']} is both the most accurate and the cheapest measured one.")
         # Pareto front on (FLOPs ↓, metric ↑)
         front, best_so_far = [], -math.inf
         for _, row in costed.sort_values(["GFLOPs", metric], ascending=[True, False]).iterrows():
