@@ -354,17 +354,17 @@ def test_crop_set_is_deterministic_split_pure_and_inside_its_photos(tmp_path):
     assert again.reused and again.counts == a.counts
 
 
-def _crops_in_child(out, root, ids, barrier, queue):
+
+def _build_crops(out, root, ids):
     from clothingrec.datasets import ccp_crops
 
-    barrier.wait()
     crops = ccp_crops.build_crops(out, root, ids=ids, log=None)
-    queue.put((crops.reused, crops.counts))
+    return crops.reused, crops.counts
 
 
 def test_two_make_data_at_once_build_the_crops_once(tmp_path):
     """`make train-a & make train-b` both reach `make data`: the second waits and reuses the first's crops."""
-    import multiprocessing as mp
+    from processes import at_once
 
     from clothingrec.datasets import ccp_crops
     from clothingrec.splits import ccp_split
@@ -372,16 +372,7 @@ def test_two_make_data_at_once_build_the_crops_once(tmp_path):
     root = _ccp_or_skip()
     split = ccp_split()
     ids = split["train"][:6] + split["test"][:6]
-    ctx = mp.get_context("fork")
-    barrier, queue = ctx.Barrier(2), ctx.Queue()
-    procs = [ctx.Process(target=_crops_in_child, args=(tmp_path / "crops", root, ids, barrier, queue))
-             for _ in range(2)]
-    for p in procs:
-        p.start()
-    results = [queue.get(timeout=300) for _ in procs]
-    for p in procs:
-        p.join(60)
-    assert [p.exitcode for p in procs] == [0, 0]
+    results = at_once(_build_crops, [(tmp_path / "crops", root, ids)] * 2)
     assert sorted(r for r, _ in results) == [False, True] and results[0][1] == results[1][1]
     index = ccp_crops.read_index(tmp_path / "crops")
     assert len(index) == sum(sum(c.values()) for c in results[0][1].values()) > 0

@@ -119,25 +119,17 @@ def test_fit_writes_one_run_record_that_evaluation_and_loading_read(tmp_path):
         fit(cfg.replace(seed=3), tmp_path / "run", resume=True, log=None)
 
 
-def _prepare_in_child(folder, barrier, queue):
-    barrier.wait()
+
+def _prepare_df2(folder):
     data = prepare_detection_dataset("synthetic-df2", folder, max_images=12, progress=False)
-    queue.put((data.reused, split_of(data)))
+    return data.reused, split_of(data)
 
 
 def test_two_trainings_preparing_one_folder_at_once_take_turns(tmp_path):
     """Two runs started together (one per core) share runs/prepared/<name>: one converts, the other reuses."""
-    import multiprocessing as mp
+    from processes import at_once
 
-    ctx = mp.get_context("fork")
-    barrier, queue = ctx.Barrier(2), ctx.Queue()
-    procs = [ctx.Process(target=_prepare_in_child, args=(tmp_path / "prep", barrier, queue)) for _ in range(2)]
-    for p in procs:
-        p.start()
-    results = [queue.get(timeout=300) for _ in procs]
-    for p in procs:
-        p.join(60)
-    assert [p.exitcode for p in procs] == [0, 0]
+    results = at_once(_prepare_df2, [(tmp_path / "prep",)] * 2)
     assert sorted(r for r, _ in results) == [False, True] and results[0][1] == results[1][1]
     again = prepare_detection_dataset("synthetic-df2", tmp_path / "prep", max_images=12, progress=False)
     assert again.reused and split_of(again) == results[0][1]

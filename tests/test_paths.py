@@ -66,10 +66,10 @@ def test_project_relative_paths_round_trip():
     assert paths.from_project("/elsewhere/file.json") == Path("/elsewhere/file.json")
 
 
-def _hold_and_log(folder, log, barrier, hold_s):
+
+def _hold_and_log(folder, log, hold_s):
     import time
 
-    barrier.wait()
     with paths.building(folder):
         with open(log, "a") as f:
             f.write(f"in {os.getpid()}\n")
@@ -79,42 +79,28 @@ def _hold_and_log(folder, log, barrier, hold_s):
 
 
 def test_building_lets_one_process_in_at_a_time(tmp_path):
-    import multiprocessing as mp
+    from processes import at_once
 
-    ctx = mp.get_context("fork")
-    barrier, log = ctx.Barrier(3), tmp_path / "log.txt"
-    procs = [ctx.Process(target=_hold_and_log, args=(tmp_path / "cache" / "x", log, barrier, 0.3)) for _ in range(3)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(30)
-    assert [p.exitcode for p in procs] == [0, 0, 0]
+    log = tmp_path / "log.txt"
+    at_once(_hold_and_log, [(tmp_path / "cache" / "x", log, 0.3)] * 3)
     lines = log.read_text().split()
     events = list(zip(lines[0::2], lines[1::2]))
     assert [e for e, _ in events] == ["in", "out"] * 3  # never two inside at once
     assert all(events[i][1] == events[i + 1][1] for i in range(0, 6, 2))
 
 
-def _point_many(run_dirs, barrier):
-    barrier.wait()
-    for d in run_dirs:
-        paths.point_latest(d)
+def _point_many(run_dir, times):
+    for _ in range(times):
+        paths.point_latest(run_dir)
 
 
 def test_point_latest_from_two_processes_at_once_leaves_a_valid_link(tmp_path):
-    import multiprocessing as mp
+    from processes import at_once
 
     dirs = [tmp_path / f"run{i}" for i in range(2)]
     for d in dirs:
         d.mkdir()
-    ctx = mp.get_context("fork")
-    barrier = ctx.Barrier(2)
-    procs = [ctx.Process(target=_point_many, args=([d] * 200, barrier)) for d in dirs]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-    assert [p.exitcode for p in procs] == [0, 0]
+    at_once(_point_many, [(d, 200) for d in dirs], timeout=60)
     link = tmp_path / "latest"
     assert link.is_symlink() and os.readlink(link) in {"run0", "run1"} and link.resolve().is_dir()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latest", "run0", "run1"]  # no temporary link left
