@@ -118,7 +118,7 @@ def test_verdict_is_computed_from_the_table(tree):
     assert "resnet50 costs 73.7× the FLOPs and 12.0× the latency of mobilenet_v3_small for +4.0 points accuracy" in text
     assert "Pareto front (fewer FLOPs, higher accuracy): mobilenet_v3_small, resnet50" in text
     assert "best bbox AP 0.200 by yolov8n.yaml" in text
-    assert "clothing detectors on deepfashion2-synth/val (committed runs)" in text
+    assert "clothing detectors on deepfashion2-synth/val (split not recorded) (committed runs)" in text
     assert "person detectors: only reference rows" in text
     assert "maskrcnn_resnet50_fpn" in set(det["model"])            # backbone-only model names get their family
     assert "+14.4 points versus ours" in text                   # published resnet50 88.44 vs our 74.0
@@ -135,14 +135,31 @@ def test_verdict_ranks_within_one_data_split(tmp_path):
     for d in (old, new, new2):
         _write(results / d["name"] / "metrics.json", d)
     det = compare.detector_table(compare.collect_results(results, None), {}, refs=[])
-    assert set(det["dataset"]) == {"ccp/val", "ccp/test [937ab4a3]"}
+    assert set(det["dataset"]) == {"ccp/val (split not recorded)", "ccp/test [937ab4a3]"}
     lines = compare.verdict(compare.classifier_table(compare.collect_results(results, None), {}, refs=[]), det)
     text = "\n".join(lines)
     assert "clothing detectors on ccp/test [937ab4a3] (committed runs): best bbox AP 0.200 by yolov8n" in text
-    assert "clothing detectors on ccp/val (committed runs): best bbox AP 0.300 by fasterrcnn" in text
+    assert "clothing detectors on ccp/val (split not recorded) (committed runs): best bbox AP 0.300 by fasterrcnn" in text
     assert text.index("ccp/test [937ab4a3]") < text.index("ccp/val")  # the split named by its digest first
     test_lines = [line for line in lines if "ccp/test" in line]
     assert not any("0.300" in line for line in test_lines)
+
+
+def test_a_run_with_a_scored_test_part_is_listed_by_its_test_score(tmp_path):
+    results = tmp_path / "runs" / "results"
+    digests = {"train": "aaaa", "val": "937ab4a3ffff", "test": "b174a9efffff"}
+    val = {k: v for k, v in _detector("yolo-ho", "yolo", "yolov8n", 0.35, 0.56).items() if k != "provenance"}
+    _write(results / "ho" / "run.json", {"task": "detect", "metrics": {**val, "dataset": "ccp"},
+                                         "split": {k: {"digest": v} for k, v in digests.items()}})
+    _write(results / "ho" / "test_metrics.json",
+           {**_detector("yolo-ho", "yolo", "yolov8n", 0.30, 0.49), "dataset": "ccp", "split": "test",
+            "provenance": {"split_digest": digests["test"]}})
+    _write(results / "valonly" / "run.json", {"task": "detect", "metrics": {
+        **_detector("frcnn-v", "fasterrcnn", "mobilenet_v3_large_fpn", 0.1, 0.2), "dataset": "ccp"},
+        "split": {k: {"digest": v} for k, v in digests.items()}})
+    det = compare.detector_table(compare.collect_results(results, None), {}, refs=[])
+    rows = {(r["run"], r["dataset"]): r["bbox AP50"] for _, r in det.iterrows()}
+    assert rows == {("yolo-ho", "ccp/test [b174a9ef]"): 0.49, ("frcnn-v", "ccp/val [937ab4a3]"): 0.2}
 
 
 def test_smoke_only_verdict_says_so(tmp_path):

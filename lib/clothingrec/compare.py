@@ -91,6 +91,9 @@ def validate_metrics(data, path) -> str | None:
 
 
 def _read(path: Path, source: str, out: Collection) -> None:
+    from clothingrec.paths import project_relative
+
+    path = Path(project_relative(path))  # reasons name files as the repository does, not this machine
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -141,8 +144,12 @@ def collect_results(results_dir: Path | str = RESULTS_DIR, runs_dir: Path | str 
 
 
 def _result_files(folder: Path) -> list[Path]:
-    """Run records and metrics files under ``folder``, in path order."""
-    return sorted([*folder.glob("**/run.json"), *folder.glob("**/metrics.json")])
+    """Run records and metrics files under ``folder``, in path order.  A run whose held-out test part was
+    scored (``test_metrics.json`` beside its ``run.json``) is listed by that score: its ``run.json`` holds
+    the validation score its checkpoint was chosen on, which the comparison does not report."""
+    tested = {p.parent for p in folder.glob("**/test_metrics.json")}
+    records = [p for p in folder.glob("**/run.json") if p.parent not in tested]
+    return sorted([*records, *folder.glob("**/metrics.json"), *folder.glob("**/test_metrics.json")])
 
 
 def find_analysis(results_dir: Path | str = RESULTS_DIR, runs_dir: Path | str | None = RUNS_DIR) -> Path | None:
@@ -294,7 +301,7 @@ def _dataset_label(d: dict) -> str:
     named alike but holding other photos (an earlier split's val) never read as one data split."""
     digest = (d.get("provenance") or {}).get("split_digest")
     label = f"{d.get('dataset', '?')}/{d.get('split', '?')}"
-    return f"{label} [{str(digest)[:8]}]" if digest else label
+    return f"{label} [{str(digest)[:8]}]" if digest else f"{label} (split not recorded)"
 
 
 def detector_table(collection: Collection, analysis: dict, refs: list[Reference] | None = None) -> pd.DataFrame:
