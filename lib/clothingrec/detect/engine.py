@@ -14,7 +14,8 @@ flips as an uninterrupted run.  ``time_limit_s`` ends the run at an epoch bounda
 epoch's evaluation: the last epoch that the budget still fits (measured on the previous one).
 ``precision``: ``16-mixed`` / ``bf16-mixed`` train under ``torch.autocast`` (fp16 with a ``GradScaler``,
 saved in the checkpoint); ``auto`` is fp32 on a CPU and bf16 (or fp16) on a GPU; evaluation stays fp32.
-Multi-GPU: launch with ``torchrun --nproc_per_node N``; the loop uses ``DistributedDataParallel`` (NCCL on CUDA, gloo on CPU) and rank 0 evaluates and saves.
+Multi-GPU: launch with ``torchrun --nproc_per_node N``; the loop uses ``DistributedDataParallel`` (NCCL on
+CUDA, gloo on CPU) and rank 0 evaluates and saves.
 Files: ``history.csv`` (per epoch), ``steps.csv`` (per step), ``checkpoints/``, ``tb/`` (TensorBoard).
 """
 from __future__ import annotations
