@@ -246,3 +246,16 @@ def test_detector_rows_name_the_photos_of_their_split(tmp_path):
     table = compare.detector_table(compare.collect_results(tmp_path / "results", None), {}, refs=[])
     labels = dict(zip(table["run"], table["dataset"]))
     assert labels["old"].endswith("/val [b174a9ef]") and labels["new"].endswith("/val [937ab4a3]")
+
+
+def test_results_inside_the_project_are_read_from_any_working_directory(tree, monkeypatch):
+    """Skip reasons name repository paths; the files themselves are still read (a notebook's cwd is notebooks/)."""
+    from clothingrec import paths
+
+    monkeypatch.setattr(paths, "PROJECT_ROOT", tree)
+    elsewhere = tree / "notebooks"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    col = compare.collect_results(tree / "runs" / "results", None)
+    assert sorted(r.data["name"] for r in col.results) == ["mask-real", "mnv3-real", "r50-real", "yolo-real"]
+    assert any(s.startswith("runs/results/broken/metrics.json: cannot read JSON") for s in col.skipped)

@@ -93,11 +93,11 @@ def validate_metrics(data, path) -> str | None:
 def _read(path: Path, source: str, out: Collection) -> None:
     from clothingrec.paths import project_relative
 
-    path = Path(project_relative(path))  # reasons name files as the repository does, not this machine
+    name = project_relative(path)  # reasons name files as the repository does, not this machine
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        out.skipped.append(f"{path}: cannot read JSON ({exc})")
+        out.skipped.append(f"{name}: cannot read JSON ({exc})")
         return
     if path.name == "run.json" and isinstance(data, dict):
         if data.get("task") != "detect":
@@ -107,7 +107,7 @@ def _read(path: Path, source: str, out: Collection) -> None:
         data = {**metrics, "provenance": {**(data.get("provenance") or {}),
                                           **({"split_digest": part["digest"]} if isinstance(part, dict) and
                                              part.get("digest") else {})}}
-    problem = validate_metrics(data, path)
+    problem = validate_metrics(data, name)
     if problem:
         out.skipped.append(problem)
         return
