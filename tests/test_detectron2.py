@@ -121,6 +121,34 @@ def test_detectron2_trains_resumes_loads_scores_plots_and_runs_in_the_pipeline(t
 
 
 @needs_d2
+@pytest.mark.slow
+def test_detectron2_time_budget_ends_a_sitting_at_an_epoch_boundary_and_resume_finishes_it(tmp_path):
+    import yaml
+
+    from clothingrec.detect import fit, load_config
+    from clothingrec.runs import RunRecord
+
+    out = tmp_path / "run"
+    cfg = load_config("smoke", family="maskrcnn", backend="detectron2", model="resnet50_fpn", imgsz=64,
+                      max_images=8, epochs=3, device="cpu", light_heads=True, time_budget_h=1e-6)
+    first = fit(cfg, out)
+    per_epoch = max(1, first.data.num_images["train"] // cfg.batch)
+    assert first.interrupted and first.history["epoch"].tolist() == [1]
+    assert (out / "detectron2" / "last_checkpoint").read_text().strip() == f"model_{per_epoch - 1:07d}.pth"
+    assert RunRecord.load(out).weights == f"detectron2/model_{per_epoch - 1:07d}.pth"
+    dumped = yaml.safe_load((out / "detectron2" / "config.yaml").read_text())
+    assert dumped["MODEL"]["ROI_HEADS"]["BATCH_SIZE_PER_IMAGE"] == 128  # light heads reach detectron2
+    assert dumped["MODEL"]["RPN"]["POST_NMS_TOPK_TRAIN"] == 500
+
+    rest = fit(cfg.replace(time_budget_h=None), out, resume=True)
+    lines = (out / "detectron2" / "metrics.json").read_text().splitlines()
+    iterations = [json.loads(line)["iteration"] for line in lines if "total_loss" in line]
+    assert iterations == list(range(3 * per_epoch))  # nothing repeated, nothing skipped
+    assert not rest.interrupted and rest.history["epoch"].tolist() == [1, 2, 3]
+    assert RunRecord.load(out).weights == "detectron2/model_final.pth"
+
+
+@needs_d2
 def test_detectron2_r50_and_r101_fpn_build_from_the_model_zoo_configs(tmp_path):
     from detectron2.modeling import build_model
 

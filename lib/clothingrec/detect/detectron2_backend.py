@@ -15,6 +15,8 @@ missing file raises :class:`clothingrec.weights.PretrainedWeightsUnavailable` na
 from __future__ import annotations
 
 import json
+import logging
+import time
 from importlib.util import find_spec
 from pathlib import Path
 from urllib.parse import urlparse
@@ -48,11 +50,13 @@ def make_config(train_json, train_images, val_json, val_images, out_dir, *, back
                 num_classes: int, iterations: int = 1000, batch: int = 2, lr: float = 0.0025,
                 min_size: int = 512, max_size: int = 853, workers: int = 2, device: str = "cpu",
                 pretrained: bool = False, seed: int = 0, checkpoint_period: int | None = None,
-                precision: str = "auto", name: str = "clothingrec"):
+                precision: str = "auto", light_heads: bool = False, name: str = "clothingrec"):
     """A detectron2 config that trains Mask R-CNN on our COCO split (registers the datasets).
 
     ``precision``: ``16-mixed`` turns on detectron2's AMP trainer (fp16 autocast + GradScaler; CUDA only),
     ``auto`` does so on CUDA, ``32-true`` never; bf16 is not among detectron2's trainer options.
+    ``light_heads``: the torchvision loop's :data:`clothingrec.detect.engine.LIGHT_HEADS` in detectron2's
+    names (fewer RPN proposals, 128 sampled RoIs per image), for CPU runs.
     """
     require_detectron2()
     from detectron2 import model_zoo
@@ -87,6 +91,14 @@ def make_config(train_json, train_images, val_json, val_images, out_dir, *, back
         cfg.MODEL.BACKBONE.FREEZE_AT = 0
         cfg.MODEL.RESNETS.NORM = "BN"
         cfg.MODEL.FPN.NORM = "BN"
+    if light_heads:
+        from clothingrec.detect.engine import LIGHT_HEADS
+
+        cfg.MODEL.RPN.PRE_NMS_TOPK_TRAIN = LIGHT_HEADS["rpn_pre_nms_top_n_train"]
+        cfg.MODEL.RPN.POST_NMS_TOPK_TRAIN = LIGHT_HEADS["rpn_post_nms_top_n_train"]
+        cfg.MODEL.RPN.PRE_NMS_TOPK_TEST = LIGHT_HEADS["rpn_pre_nms_top_n_test"]
+        cfg.MODEL.RPN.POST_NMS_TOPK_TEST = LIGHT_HEADS["rpn_post_nms_top_n_test"]
+        cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = LIGHT_HEADS["box_batch_size_per_image"]
     cfg.INPUT.MIN_SIZE_TRAIN = (int(min_size),)
     cfg.INPUT.MAX_SIZE_TRAIN = int(max_size)
     cfg.INPUT.MIN_SIZE_TEST = int(min_size)
@@ -136,14 +148,56 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
+class OutOfTime(Exception):
+    """Raised by :class:`_EpochTimeBudget` to end training at an epoch boundary (caught in
+    :func:`train_detectron2`)."""
+
+
+def _time_budget_hook(budget_s: float, iterations_per_epoch: int):
+    from detectron2.engine import HookBase
+
+    class _EpochTimeBudget(HookBase):
+        """Ends training after the epoch whose successor would end past ``budget_s`` (the next epoch's
+        length is the last one's, measured), once that epoch's checkpoint is written."""
+
+        def before_train(self):
+            self.started = self.epoch_started = time.time()
+            self.out_of_time = False
+
+        def after_step(self):
+            done = self.trainer.iter + 1
+            if done % iterations_per_epoch or done >= self.trainer.max_iter:
+                return
+            now = time.time()
+            epoch_s, self.epoch_started = now - self.epoch_started, now
+            self.out_of_time = now - self.started + epoch_s > budget_s
+
+        def before_step(self):
+            # raised here, not in after_step: the loop's writers then close on a new iteration (detectron2's
+            # metric printer divides by the iterations since its last write)
+            if self.out_of_time:
+                raise OutOfTime(self.trainer.iter)
+
+    return _EpochTimeBudget()
+
+
+class _QuietOutOfTime(logging.Filter):
+    """detectron2's loop logs every exception that ends training; the time budget's is not an error."""
+
+    def filter(self, record):
+        return not (record.exc_info and isinstance(record.exc_info[1], OutOfTime))
+
+
 def _trainer_class():
     from detectron2.engine import DefaultTrainer, hooks
 
     class Trainer(DefaultTrainer):
         """detectron2's trainer without its own evaluation (the recipe scores the run with the one
-        pycocotools evaluation) and with ``metrics.json`` written every ``log_period`` iterations."""
+        pycocotools evaluation), with ``metrics.json`` written every ``log_period`` iterations and an
+        optional epoch-boundary time budget."""
 
         log_period = 1
+        extra_hooks: list = []
 
         def build_hooks(self):
             kept = []
@@ -153,26 +207,46 @@ def _trainer_class():
                 if isinstance(hook, hooks.PeriodicWriter):
                     hook._period = int(self.log_period)
                 kept.append(hook)
-            return kept
+            return kept + list(self.extra_hooks)  # after the checkpointer: the epoch is saved first
 
     return Trainer
 
 
-def train_detectron2(cfg, *, resume: bool = False, log_period: int = 1) -> Path:
+def train_detectron2(cfg, *, resume: bool = False, log_period: int = 1, time_budget_s: float | None = None,
+                     iterations_per_epoch: int | None = None) -> tuple[Path, bool]:
     """Train with detectron2's ``DefaultTrainer`` (checkpoints in ``cfg.OUTPUT_DIR``; ``resume`` continues
-    from its ``last_checkpoint`` up to ``cfg.SOLVER.MAX_ITER``). Returns the final weights."""
+    from its ``last_checkpoint`` up to ``cfg.SOLVER.MAX_ITER``). ``time_budget_s`` (with
+    ``iterations_per_epoch``, which must equal ``cfg.SOLVER.CHECKPOINT_PERIOD``) ends the sitting at the
+    last epoch boundary the budget fits; ``resume`` continues from there.
+    Returns ``(weights, stopped_early)``: the final weights, or the last checkpoint when the budget ended it."""
     require_detectron2()
     trainer_cls = _trainer_class()
     trainer_cls.log_period = max(1, int(log_period))
+    trainer_cls.extra_hooks = []
+    if time_budget_s:
+        per_epoch = int(iterations_per_epoch or 0)
+        if per_epoch < 1 or per_epoch != int(cfg.SOLVER.CHECKPOINT_PERIOD):
+            raise ValueError("time_budget_s needs iterations_per_epoch equal to cfg.SOLVER.CHECKPOINT_PERIOD "
+                             f"(got {iterations_per_epoch} and {cfg.SOLVER.CHECKPOINT_PERIOD})")
+        trainer_cls.extra_hooks = [_time_budget_hook(float(time_budget_s), per_epoch)]
     trainer = trainer_cls(cfg)
     trainer.resume_or_load(resume=resume)
+    stopped = False
     if trainer.start_iter < trainer.max_iter:
-        trainer.train()
+        loop_log = logging.getLogger("detectron2.engine.train_loop")
+        quiet = _QuietOutOfTime()
+        loop_log.addFilter(quiet)
+        try:
+            trainer.train()
+        except OutOfTime:
+            stopped = True
+        finally:
+            loop_log.removeFilter(quiet)
     final = Path(cfg.OUTPUT_DIR) / "model_final.pth"
-    if final.is_file():
-        return final
+    if final.is_file() and not stopped:
+        return final, False
     last = Path(cfg.OUTPUT_DIR) / "last_checkpoint"
-    return Path(cfg.OUTPUT_DIR) / last.read_text().strip()
+    return Path(cfg.OUTPUT_DIR) / last.read_text().strip(), stopped
 
 
 LOSS_RENAMES = {"total_loss": "loss"}

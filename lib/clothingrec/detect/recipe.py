@@ -192,14 +192,16 @@ def _train_detectron2(cfg: DetectConfig, data, out: Path, resume: bool):
                         data.image_dir["val"], out / "detectron2", backbone=cfg.model,
                         num_classes=len(data.categories), iterations=iterations, batch=cfg.batch, lr=cfg.lr / 8,
                         min_size=min_size, max_size=max_size, device=cfg.device, pretrained=bool(cfg.pretrained),
-                        seed=cfg.seed, workers=cfg.workers, checkpoint_period=per_epoch, precision=cfg.precision)
+                        seed=cfg.seed, workers=cfg.workers, checkpoint_period=per_epoch, precision=cfg.precision,
+                        light_heads=cfg.light_heads)
     (out / "detectron2").mkdir(parents=True, exist_ok=True)
     (out / "detectron2" / "config.yaml").write_text(d2cfg.dump(), encoding="utf-8")
-    weights = train_detectron2(d2cfg, resume=resume, log_period=1)
+    weights, stopped = train_detectron2(d2cfg, resume=resume, log_period=1, time_budget_s=cfg.time_budget_s,
+                                        iterations_per_epoch=per_epoch)
     history, steps = read_metrics(out / "detectron2", per_epoch)
     history.to_csv(out / "history.csv", index=False)
     steps.to_csv(out / "steps.csv", index=False)
-    return weights, history, steps, len(history) < cfg.epochs, [], []
+    return weights, history, steps, stopped or len(history) < cfg.epochs, [], []
 
 
 def fit(cfg: DetectConfig, out, *, resume: bool = False, log=print, command: str | None = None) -> Run:
