@@ -69,7 +69,9 @@ def test_detectron2_trains_resumes_loads_scores_plots_and_runs_in_the_pipeline(t
     run = fit(cfg, out)
     per_epoch = max(1, run.data.num_images["train"] // cfg.batch)
     record = RunRecord.load(out)
-    assert record.backend == "detectron2" and record.weights == "detectron2/model_final.pth"
+    # each epoch's checkpoint is scored on val by the one evaluation; the best bbox AP50 is the run's weights
+    assert record.backend == "detectron2" and record.weights == "detectron2/model_best.pth"
+    assert {"bbox_AP50", "segm_AP50", "train_seconds", "eval_seconds"} <= set(run.history.columns)
     assert (out / "detectron2" / "config.yaml").is_file() and (out / "detectron2" / "last_checkpoint").is_file()
     assert len(run.history) == 1 and len(run.steps) == per_epoch and np.isfinite(run.history["loss"]).all()
     assert {"bbox_AP", "bbox_AP50", "segm_AP", "segm_AP50"} <= set(record.metrics)
@@ -87,6 +89,14 @@ def test_detectron2_trains_resumes_loads_scores_plots_and_runs_in_the_pipeline(t
 
     state = torch.load(out / "detectron2" / "model_final.pth", map_location="cpu", weights_only=False)
     assert state["iteration"] == 2 * per_epoch - 1
+    scored = d2b.read_epochs(out / "detectron2")
+    assert [r["epoch"] for r in scored] == [1, 2] and run2.history["bbox_AP50"].notna().all()
+    best_epoch = max(scored, key=lambda r: (r["bbox_AP50"], -r["epoch"]))["epoch"]
+    best = torch.load(out / "detectron2" / "model_best.pth", map_location="cpu", weights_only=False)
+    assert best["iteration"] == best_epoch * per_epoch - 1  # the first epoch with the highest val AP50
+    from clothingrec.evaluate import learning_curve
+
+    assert learning_curve(out)["epoch"].tolist() == [1, 2]  # the AP-per-core-hour curve reads it
 
     # fit scored the run through the common loader (load_detector) and the one evaluation: boxes and masks
     assert set(run2.evals) == {"bbox", "segm"}
@@ -135,7 +145,7 @@ def test_detectron2_time_budget_ends_a_sitting_at_an_epoch_boundary_and_resume_f
     per_epoch = max(1, first.data.num_images["train"] // cfg.batch)
     assert first.interrupted and first.history["epoch"].tolist() == [1]
     assert (out / "detectron2" / "last_checkpoint").read_text().strip() == f"model_{per_epoch - 1:07d}.pth"
-    assert RunRecord.load(out).weights == f"detectron2/model_{per_epoch - 1:07d}.pth"
+    assert RunRecord.load(out).weights == "detectron2/model_best.pth"  # epoch 1, scored before the stop
     dumped = yaml.safe_load((out / "detectron2" / "config.yaml").read_text())
     assert dumped["MODEL"]["ROI_HEADS"]["BATCH_SIZE_PER_IMAGE"] == 128  # light heads reach detectron2
     assert dumped["MODEL"]["RPN"]["POST_NMS_TOPK_TRAIN"] == 500
@@ -145,7 +155,7 @@ def test_detectron2_time_budget_ends_a_sitting_at_an_epoch_boundary_and_resume_f
     iterations = [json.loads(line)["iteration"] for line in lines if "total_loss" in line]
     assert iterations == list(range(3 * per_epoch))  # nothing repeated, nothing skipped
     assert not rest.interrupted and rest.history["epoch"].tolist() == [1, 2, 3]
-    assert RunRecord.load(out).weights == "detectron2/model_final.pth"
+    assert [r["epoch"] for r in d2b.read_epochs(out / "detectron2")] == [1, 2, 3]
 
 
 @needs_d2

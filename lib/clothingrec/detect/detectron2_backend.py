@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import time
 from importlib.util import find_spec
 from pathlib import Path
@@ -181,6 +183,63 @@ def _time_budget_hook(budget_s: float, iterations_per_epoch: int):
     return _EpochTimeBudget()
 
 
+EPOCHS_FILE = "epochs.jsonl"  # one line per scored epoch, written by the evaluation hook
+BEST_WEIGHTS = "model_best.pth"
+
+
+def _epoch_evaluation_hook(score, iterations_per_epoch: int, eval_every: int, output_dir: Path):
+    from detectron2.engine import HookBase
+    from detectron2.utils import comm
+
+    class _EpochEvaluation(HookBase):
+        """After an epoch's checkpoint is written, score it with ``score(weights) -> {iou_type: CocoEvalResult}``
+        (the one evaluation, on val), append ``epoch, iteration, train_seconds, eval_seconds, <iou>_AP,
+        <iou>_AP50`` to ``epochs.jsonl``, and keep the best val bbox AP50 as ``model_best.pth`` -- what the
+        torchvision loop does each epoch."""
+
+        def before_train(self):
+            self.started = time.perf_counter()
+
+        def after_step(self):
+            done = self.trainer.iter + 1
+            if done % iterations_per_epoch or not comm.is_main_process():
+                return
+            epoch = done // iterations_per_epoch
+            if not (epoch % eval_every == 0 or done >= self.trainer.max_iter):
+                return
+            train_seconds = time.perf_counter() - self.started
+            weights = output_dir / f"model_{self.trainer.iter:07d}.pth"
+            t0 = time.perf_counter()
+            evals = score(weights)
+            row = {"epoch": epoch, "iteration": done, "train_seconds": train_seconds,
+                   "eval_seconds": time.perf_counter() - t0}
+            for iou_type, res in evals.items():
+                row[f"{iou_type}_AP"] = float(res.stats["AP"])
+                row[f"{iou_type}_AP50"] = float(res.stats["AP50"])
+            earlier = [r["bbox_AP50"] for r in read_epochs(output_dir) if r["epoch"] < epoch]
+            if not earlier or row["bbox_AP50"] > max(earlier):
+                tmp = output_dir / (BEST_WEIGHTS + ".tmp")
+                shutil.copyfile(weights, tmp)
+                os.replace(tmp, output_dir / BEST_WEIGHTS)
+            with open(output_dir / EPOCHS_FILE, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+            self.started = time.perf_counter()
+
+    return _EpochEvaluation()
+
+
+def read_epochs(output_dir) -> list[dict]:
+    """The rows of ``epochs.jsonl`` (a re-scored epoch keeps its last row), by epoch."""
+    path = Path(output_dir) / EPOCHS_FILE
+    rows = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                rows[int(row["epoch"])] = row
+    return [rows[k] for k in sorted(rows)]
+
+
 class _QuietOutOfTime(logging.Filter):
     """detectron2's loop logs every exception that ends training; the time budget's is not an error."""
 
@@ -213,22 +272,30 @@ def _trainer_class():
 
 
 def train_detectron2(cfg, *, resume: bool = False, log_period: int = 1, time_budget_s: float | None = None,
-                     iterations_per_epoch: int | None = None) -> tuple[Path, bool]:
+                     iterations_per_epoch: int | None = None, score=None, eval_every: int = 1) -> tuple[Path, bool]:
     """Train with detectron2's ``DefaultTrainer`` (checkpoints in ``cfg.OUTPUT_DIR``; ``resume`` continues
-    from its ``last_checkpoint`` up to ``cfg.SOLVER.MAX_ITER``). ``time_budget_s`` (with
-    ``iterations_per_epoch``, which must equal ``cfg.SOLVER.CHECKPOINT_PERIOD``) ends the sitting at the
-    last epoch boundary the budget fits; ``resume`` continues from there.
-    Returns ``(weights, stopped_early)``: the final weights, or the last checkpoint when the budget ended it."""
+    from its ``last_checkpoint`` up to ``cfg.SOLVER.MAX_ITER``). With ``iterations_per_epoch`` (which must
+    equal ``cfg.SOLVER.CHECKPOINT_PERIOD``): ``score`` (``weights -> {iou_type: CocoEvalResult}``) scores
+    every ``eval_every``-th epoch's checkpoint into ``epochs.jsonl`` and keeps the best bbox AP50 as
+    ``model_best.pth``; ``time_budget_s`` ends the sitting at the last epoch boundary the budget fits (its
+    evaluation included); ``resume`` continues from there.
+    Returns ``(weights, stopped_early)``: the best scored checkpoint, else the final weights, else the last
+    checkpoint."""
     require_detectron2()
     trainer_cls = _trainer_class()
     trainer_cls.log_period = max(1, int(log_period))
     trainer_cls.extra_hooks = []
-    if time_budget_s:
+    out = Path(cfg.OUTPUT_DIR)
+    if score is not None or time_budget_s:
         per_epoch = int(iterations_per_epoch or 0)
         if per_epoch < 1 or per_epoch != int(cfg.SOLVER.CHECKPOINT_PERIOD):
-            raise ValueError("time_budget_s needs iterations_per_epoch equal to cfg.SOLVER.CHECKPOINT_PERIOD "
-                             f"(got {iterations_per_epoch} and {cfg.SOLVER.CHECKPOINT_PERIOD})")
-        trainer_cls.extra_hooks = [_time_budget_hook(float(time_budget_s), per_epoch)]
+            raise ValueError("per-epoch scoring and the time budget need iterations_per_epoch equal to "
+                             f"cfg.SOLVER.CHECKPOINT_PERIOD (got {iterations_per_epoch} and "
+                             f"{cfg.SOLVER.CHECKPOINT_PERIOD})")
+        if score is not None and eval_every:
+            trainer_cls.extra_hooks.append(_epoch_evaluation_hook(score, per_epoch, int(eval_every), out))
+        if time_budget_s:
+            trainer_cls.extra_hooks.append(_time_budget_hook(float(time_budget_s), per_epoch))
     trainer = trainer_cls(cfg)
     trainer.resume_or_load(resume=resume)
     stopped = False
@@ -242,11 +309,11 @@ def train_detectron2(cfg, *, resume: bool = False, log_period: int = 1, time_bud
             stopped = True
         finally:
             loop_log.removeFilter(quiet)
-    final = Path(cfg.OUTPUT_DIR) / "model_final.pth"
-    if final.is_file() and not stopped:
-        return final, False
-    last = Path(cfg.OUTPUT_DIR) / "last_checkpoint"
-    return Path(cfg.OUTPUT_DIR) / last.read_text().strip(), stopped
+    if (out / BEST_WEIGHTS).is_file():
+        return out / BEST_WEIGHTS, stopped
+    if (out / "model_final.pth").is_file() and not stopped:
+        return out / "model_final.pth", False
+    return out / (out / "last_checkpoint").read_text().strip(), stopped
 
 
 LOSS_RENAMES = {"total_loss": "loss"}
@@ -256,8 +323,9 @@ def read_metrics(output_dir, iterations_per_epoch: int) -> tuple[pd.DataFrame, p
     """``(history per epoch, steps per iteration)`` from detectron2's ``metrics.json``.
 
     ``steps``: ``step`` (1-based iteration), ``loss`` (detectron2's ``total_loss``), each ``loss_*``,
-    ``lr``; ``history``: per epoch the mean of each loss and the last ``lr`` (the columns the torchvision
-    loop writes, so :func:`clothingrec.detect.plots.plot_run` draws both). A resumed run appends to the
+    ``lr``; ``history``: per epoch the mean of each loss and the last ``lr``, and where the epoch was scored
+    its ``epochs.jsonl`` row (the columns the torchvision loop writes, so
+    :func:`clothingrec.detect.plots.plot_run` and the learning curves read both). A resumed run appends to the
     file; a repeated iteration keeps its last line.
     """
     path = Path(output_dir) / "metrics.json"
@@ -284,6 +352,10 @@ def read_metrics(output_dir, iterations_per_epoch: int) -> tuple[pd.DataFrame, p
         history["lr"] = steps.groupby(epoch)["lr"].last()
     history = history.rename_axis("epoch").reset_index()
     history["iterations"] = steps.groupby(epoch)["step"].max().to_numpy()
+    scored = read_epochs(output_dir)
+    if scored:
+        scores = pd.DataFrame(scored).drop(columns=["iteration"], errors="ignore")
+        history = history.merge(scores, on="epoch", how="left")
     return history, steps
 
 

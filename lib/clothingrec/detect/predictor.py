@@ -71,7 +71,7 @@ def load_detector(run_dir_or_checkpoint, *, device="auto", score_threshold: floa
             from clothingrec.detect.detectron2_backend import load_predictor
 
             return load_predictor(weights.parent / "config.yaml", weights, record.category_names,
-                                  score_threshold=score_threshold)
+                                  score_threshold=score_threshold, device=device)
         if record.backend == "ultralytics":
             from clothingrec.detect.yolo import YoloPredictor
 

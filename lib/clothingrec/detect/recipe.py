@@ -196,8 +196,18 @@ def _train_detectron2(cfg: DetectConfig, data, out: Path, resume: bool):
                         light_heads=cfg.light_heads)
     (out / "detectron2").mkdir(parents=True, exist_ok=True)
     (out / "detectron2" / "config.yaml").write_text(d2cfg.dump(), encoding="utf-8")
+    category_names = {int(c["id"]): c["name"] for c in data.categories}
+
+    def score(checkpoint):  # the one evaluation on val, each epoch (the torchvision loop's best-AP50 rule)
+        from clothingrec.detect.detectron2_backend import Detectron2Predictor
+        from clothingrec.evaluate import evaluate_predictor
+
+        predictor = Detectron2Predictor(d2cfg, checkpoint, category_names, device=cfg.device)
+        return evaluate_predictor(predictor, data.coco_json["val"], data.image_dir["val"],
+                                  max_images=cfg.max_eval_images)[0]
+
     weights, stopped = train_detectron2(d2cfg, resume=resume, log_period=1, time_budget_s=cfg.time_budget_s,
-                                        iterations_per_epoch=per_epoch)
+                                        iterations_per_epoch=per_epoch, score=score)
     history, steps = read_metrics(out / "detectron2", per_epoch)
     history.to_csv(out / "history.csv", index=False)
     steps.to_csv(out / "steps.csv", index=False)
@@ -307,6 +317,11 @@ class EvaluatedRun:
     evals: dict
     predictions: object
     metrics: dict
+
+    @property
+    def label(self) -> str:
+        """Family, model and backend: tells apart two runs of one family (torchvision vs detectron2)."""
+        return f"{self.family} {self.model} ({self.record.backend})"
 
 
 def evaluate_run(run_dir, data=None, *, part: str = "val", device="auto", max_images: int | None = None) -> EvaluatedRun:
