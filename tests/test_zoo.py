@@ -14,7 +14,8 @@ def test_auto_finds_the_committed_classifier_and_names_it_relative():
         pytest.fail("the committed classifier weights under runs/results/ are missing")
     clf, info = zoo.resolve("classifier", "auto")
     assert isinstance(clf, Classifier) and info.trained and info.role == "classifier"
-    assert info.source == "runs/results/classifier-mobilenet_v3_small-scratch/mobilenet_v3_small.pt"
+    # the one trained with CCP garment crops: the demo classifies crops of street photos
+    assert info.source == "runs/results/classifier-mobilenet_v3_small-scratch-mix-ccp/mobilenet_v3_small.pt"
     assert info.to_dict()["weights"] == "trained" and info.categories == list(clf.classes)
     # the committed YOLO run is the clothing detector's "auto" (a folder: load_detector finds its checkpoint)
     assert zoo.committed("clothing-detector") == RESULTS_DIR / "detector-yolo-ccp"
@@ -31,6 +32,13 @@ def test_committed_lookup_per_role_and_family(tmp_path):
     assert zoo.committed("clothing-detector", "maskrcnn", root=tmp_path) is None
     assert zoo.committed("classifier", root=tmp_path) == tmp_path / "classifier-resnet50-x" / "resnet50.ckpt"
     assert zoo.committed("person-detector", root=tmp_path) is None
+    # AUTO's run comes first when it has weights, whatever its name sorts as; without weights it is passed over
+    preferred = tmp_path / zoo.AUTO["classifier"]
+    preferred.mkdir()
+    assert zoo.committed("classifier", root=tmp_path) == tmp_path / "classifier-resnet50-x" / "resnet50.ckpt"
+    (preferred / "mobilenet_v3_small.pt").write_bytes(b"")
+    assert zoo.committed("classifier", root=tmp_path) == preferred / "mobilenet_v3_small.pt"
+    assert zoo.committed("classifier", "resnet50", root=tmp_path) == tmp_path / "classifier-resnet50-x" / "resnet50.ckpt"
     with pytest.raises(ValueError, match="unknown role"):
         zoo.resolve("garment-detector", "untrained")
 

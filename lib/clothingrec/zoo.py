@@ -5,7 +5,7 @@
 - ``clothing-detector`` / ``person-detector`` → a detection :class:`~clothingrec.structures.Predictor`
   (through :func:`clothingrec.detect.load_detector`); ``classifier`` → a
   :class:`~clothingrec.classify.ImageClassifier` (:func:`clothingrec.classify.load_classifier`).
-- ``source``: ``"auto"`` — the role's committed weights under ``runs/results/`` (:func:`committed`),
+- ``source``: ``"auto"`` — the role's committed weights under ``runs/results/`` (:func:`committed`, :data:`AUTO`),
   else its untrained stand-in; ``"untrained"`` — the stand-in; or a path (weights file or run folder).
 - :class:`ModelInfo` names the weights relative to the project root (never the machine's absolute path)
   and says whether they are trained.
@@ -33,6 +33,10 @@ from clothingrec.structures import EXPORT_SCORE_THRESHOLD
 #: role → folder prefix of its committed runs under ``runs/results/``
 ROLES = {"clothing-detector": "detector-", "person-detector": "person-", "classifier": "classifier-"}
 WEIGHT_SUFFIXES = (".pt", ".pth", ".ckpt")
+#: the committed run ``auto`` picks first for a role, when it is there with weights (else the first by name):
+#: the web demo classifies garment crops of street photos, so its classifier is the one trained with CCP
+#: crops added (README, "Classification": same product-photo accuracy, far better on worn clothing)
+AUTO = {"classifier": "classifier-mobilenet_v3_small-scratch-mix-ccp"}
 UNTRAINED = "untrained (smoke)"
 BACKBONE = "mobilenet_v3_large_fpn"
 
@@ -59,9 +63,12 @@ class ModelInfo:
 
 
 def committed(role: str, family: str | None = None, root: str | Path | None = None) -> Path | None:
-    """The first committed run of ``role`` (``<root>/<prefix><family>*``, sorted) holding a weights file:
-    its folder for a detector (``load_detector`` finds the checkpoint), the file for a classifier."""
-    for folder in sorted(Path(root or RESULTS_DIR).glob(f"{ROLES[role]}{family or ''}*")):
+    """The committed run of ``role`` holding a weights file: :data:`AUTO`'s choice when it matches
+    ``<root>/<prefix><family>*``, else the first such folder by name; its folder for a detector
+    (``load_detector`` finds the checkpoint), the file for a classifier."""
+    folders = sorted(Path(root or RESULTS_DIR).glob(f"{ROLES[role]}{family or ''}*"))
+    folders.sort(key=lambda folder: folder.name != AUTO.get(role))  # stable: the preferred one first
+    for folder in folders:
         files = sorted(p for p in folder.rglob("*") if p.suffix in WEIGHT_SUFFIXES and p.is_file())
         if files:
             return files[0] if role == "classifier" else folder
