@@ -145,6 +145,21 @@ def test_verdict_ranks_within_one_data_split(tmp_path):
     assert not any("0.300" in line for line in test_lines)
 
 
+def test_a_detectron2_run_is_named_by_its_backend_and_not_given_torchvisions_compute_figures(tree):
+    results = tree / "runs" / "results"
+    d2 = {k: v for k, v in _detector("mask-d2", "maskrcnn", "resnet50_fpn", 0.05, 0.12, segm=0.04).items()
+          if k != "provenance"}
+    _write(results / "d2" / "run.json", {"task": "detect", "backend": "detectron2", "metrics": d2,
+                                         "split": {"val": {"digest": "cccc"}}})
+    col = compare.collect_results(results, tree / "runs")
+    analysis = compare.load_analysis_models(results / "analysis" / "analysis.json")
+    table = compare.detector_table(col, analysis).set_index("run")
+    assert table.loc["mask-d2", "model"] == "maskrcnn_resnet50_fpn (detectron2)"
+    assert math.isnan(table.loc["mask-d2", "GFLOPs"]) and "no analysis record" in table.loc["mask-d2", "note"]
+    assert table.loc["mask-real", "model"] == "maskrcnn_resnet50_fpn"  # torchvision's keeps its figures
+    assert table.loc["mask-real", "GFLOPs"] == pytest.approx(260.0)
+
+
 def test_a_run_with_a_scored_test_part_is_listed_by_its_test_score(tmp_path):
     results = tmp_path / "runs" / "results"
     digests = {"train": "aaaa", "val": "937ab4a3ffff", "test": "b174a9efffff"}

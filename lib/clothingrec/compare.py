@@ -104,7 +104,7 @@ def _read(path: Path, source: str, out: Collection) -> None:
             return  # a classifier's record holds validation scores only; its test metrics.json is read instead
         metrics = data.get("metrics") or {}
         part = (data.get("split") or {}).get(metrics.get("split")) if isinstance(data.get("split"), dict) else None
-        data = {**metrics, "provenance": {**(data.get("provenance") or {}),
+        data = {"backend": data.get("backend"), **metrics, "provenance": {**(data.get("provenance") or {}),
                                           **({"split_digest": part["digest"]} if isinstance(part, dict) and
                                              part.get("digest") else {})}}
     problem = validate_metrics(data, name)
@@ -206,6 +206,8 @@ def match_analysis(metrics: dict, analysis: dict) -> dict | None:
     person detector) the one whose ``dataset`` tag fits the metrics' dataset wins, then the one analysed
     at the metrics' ``imgsz``.
     """
+    if metrics.get("backend") in UNANALYSED_BACKENDS:
+        return None  # the same architecture's figures from another implementation would pass for its own
     by_arch: dict[str, list[dict]] = {}
     for key, rec in analysis.items():
         for k in {model_key(key), model_key(rec.get("name"))}:
@@ -235,12 +237,18 @@ def detector_task(metrics: dict) -> str:
     return "person" if metrics.get("task") == "person" or "penn" in dataset or "person" in dataset else "clothing"
 
 
+#: backends whose models notebook 11 does not analyse (its compute figures are torchvision's and ultralytics')
+UNANALYSED_BACKENDS = ("detectron2",)
+
+
 def architecture(metrics: dict) -> str:
-    """The full architecture name: an R-CNN ``model`` given as its backbone gets its family prefix."""
+    """The full architecture name: an R-CNN ``model`` given as its backbone gets its family prefix, and a
+    model of another implementation than torchvision's / ultralytics' its backend (``… (detectron2)``)."""
     model, family = str(metrics.get("model", "")), metrics.get("family")
     if family in ("fasterrcnn", "maskrcnn") and not model.startswith(family):
-        return f"{family}_{model}"
-    return model
+        model = f"{family}_{model}"
+    backend = metrics.get("backend")
+    return f"{model} ({backend})" if backend in UNANALYSED_BACKENDS else model
 
 
 def _cost_columns(rec: dict | None) -> dict:

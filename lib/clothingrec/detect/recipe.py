@@ -252,7 +252,8 @@ def fit(cfg: DetectConfig, out, *, resume: bool = False, log=print, command: str
     evals, predictions = evaluate_predictor(predictor, data.coco_json["val"], data.image_dir["val"])
     metrics = detector_metrics(cfg.name, cfg.family, str(cfg.model), data.name, evals, imgsz=cfg.imgsz,
                                params=_parameters(predictor),
-                               extra={"task": _task(cfg.classes), "seconds_per_image": predictions.seconds_per_image})
+                               extra={"task": _task(cfg.classes), "backend": cfg.backend,
+                                      "seconds_per_image": predictions.seconds_per_image})
     if cfg.backend == "ultralytics":
         from clothingrec.detect.yolo import native_val
 
@@ -338,7 +339,7 @@ def evaluate_run(run_dir, data=None, *, part: str = "val", device="auto", max_im
                                params=record.metrics.get("params"),
                                split=part, provenance={"run_dir": relative(run_dir), "split_digest": record.split[part]["digest"],
                                                        "prepared_part": found},
-                               extra={"task": _task(record.config.get("classes")),
+                               extra={"task": _task(record.config.get("classes")), "backend": record.backend,
                                       "seconds_per_image": preds.seconds_per_image})
     return EvaluatedRun(record.name, record.family, record.arch, run_dir, record, data, found, predictor, evals, preds,
                         metrics)
