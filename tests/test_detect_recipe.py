@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -133,3 +134,14 @@ def test_two_trainings_preparing_one_folder_at_once_take_turns(tmp_path):
     assert sorted(r for r, _ in results) == [False, True] and results[0][1] == results[1][1]
     again = prepare_detection_dataset("synthetic-df2", tmp_path / "prep", max_images=12, progress=False)
     assert again.reused and split_of(again) == results[0][1]
+
+
+def test_find_runs_reads_run_folders_named_from_the_project_root(tmp_path, monkeypatch):
+    from clothingrec.detect import find_runs
+    from clothingrec.paths import PROJECT_ROOT
+
+    monkeypatch.chdir(tmp_path)  # as in `make evaluate`: the notebook runs in another directory
+    (tmp_path / "here").mkdir()
+    found, missing = find_runs("runs/results/detector-yolo-ccp, here, runs/no-such-run")
+    assert found == [PROJECT_ROOT / "runs" / "results" / "detector-yolo-ccp", Path("here")]
+    assert missing == ["runs/no-such-run: no such run folder"]

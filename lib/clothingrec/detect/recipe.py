@@ -350,12 +350,17 @@ TRAINING_NOTEBOOKS = ("03_train_yolo", "04_train_fasterrcnn", "05_train_maskrcnn
 
 
 def find_runs(run_dirs=None) -> tuple[list[Path], list[str]]:
-    """The run folders to evaluate (default: the latest run of each training notebook) and what is missing."""
-    from clothingrec.paths import latest_run
+    """The run folders to evaluate (default: the latest run of each training notebook) and what is missing.
+
+    A relative folder is looked up from the working directory, then from the project root (``make
+    evaluate`` runs the notebook inside ``notebooks/``, while its user names runs from the root)."""
+    from clothingrec.paths import PROJECT_ROOT, latest_run
 
     found, missing = [], []
     if run_dirs:
-        for p in [Path(p) for p in (run_dirs.split(",") if isinstance(run_dirs, str) else run_dirs)]:
+        for p in [Path(p.strip()) for p in (run_dirs.split(",") if isinstance(run_dirs, str) else run_dirs)]:
+            if not p.is_dir() and not p.is_absolute() and (PROJECT_ROOT / p).is_dir():
+                p = PROJECT_ROOT / p
             (found if p.is_dir() else missing).append(p if p.is_dir() else f"{p}: no such run folder")
         return found, missing
     for nb in TRAINING_NOTEBOOKS:
