@@ -389,7 +389,7 @@ def test_extra_train_adds_a_second_training_set_only_to_train(tmp_path):
     merged = with_extra_train(read_split("train", main), str(extra))
     assert {r.path.parent.parent.parent for r in merged.records} == {main, extra}
     assert merged.class_counts() == dict.fromkeys(CLASSES, 5)
-    with pytest.raises(ValueError, match="neither 'ccp-crops' nor a folder"):
+    with pytest.raises(ValueError, match="is neither 'ccp-crops', 'ccp-photos' nor a folder"):
         tiny_config(main, extra_train=str(tmp_path / "missing"))
     (tmp_path / "empty" / "train").mkdir(parents=True)
     with pytest.raises(ValueError, match="no training images"):

@@ -31,11 +31,12 @@ class AugmentParams:
     contrast: float = 0.3
     saturation: float = 0.3
     hue: float = 0.03
+    grayscale: float = 0.0  # probability that an image is turned to gray (after the colour jitter)
 
     @classmethod
     def from_config(cls, cfg) -> "AugmentParams":
         return cls(cfg.aug_scale_min, cfg.aug_ratio, cfg.aug_hflip, cfg.aug_rotation,
-                   cfg.aug_brightness, cfg.aug_contrast, cfg.aug_saturation, cfg.aug_hue)
+                   cfg.aug_brightness, cfg.aug_contrast, cfg.aug_saturation, cfg.aug_hue, cfg.aug_grayscale)
 
 
 def normalize(x: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
@@ -104,6 +105,10 @@ def _color(x: torch.Tensor, p: AugmentParams, generator) -> torch.Tensor:
                            torch.stack([zero, sin, cos], 1)], 1)  # [n, 3, 3]
         m = _YIQ2RGB.to(device, x.dtype) @ rot.to(x.dtype) @ _RGB2YIQ.to(device, x.dtype)
         x = torch.einsum("nij,njhw->nihw", m, x)
+    if p.grayscale:  # no draw when off: runs without it keep their random streams
+        gray = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]).expand_as(x)
+        chosen = (torch.rand(n, generator=generator, device=device) < p.grayscale).view(n, 1, 1, 1)
+        x = torch.where(chosen, gray, x)
     return x.clamp_(0.0, 1.0)
 
 

@@ -39,7 +39,15 @@ class ClassifierConfig:
     eval_per_class: int | None = None      # same cap for validation and test
     extra_train: str | None = None         # a second training set added to the train split: "ccp-crops" (garment
                                            # crops of CCP's train part, `make data`) or a folder in the dataset's
-                                           # layout; validation and test stay the dataset's own
+                                           # layout; validation and test stay the dataset's own.  With
+                                           # objective simclr also "ccp-photos": CCP's train-part photos, unlabelled
+    objective: str = "supervised"          # supervised | simclr (self-supervised pretraining: two augmented views
+                                           # per image, NT-Xent loss on a projection head; validated by k-NN on
+                                           # the labelled train images; its weights initialise a supervised run)
+    simclr_temperature: float = 0.2        # NT-Xent temperature
+    simclr_proj_dim: int = 128             # projection head output size
+    init_weights: str | None = None        # start from another run's weights (run folder, exported .pt or .ckpt):
+                                           # every tensor with the same name and shape, the head left new
     seed: int = 0
     # --- input -------------------------------------------------------------------------------
     imgsz: int = 224                       # training / evaluation crop size
@@ -71,6 +79,7 @@ class ClassifierConfig:
     aug_contrast: float = 0.3
     aug_saturation: float = 0.3
     aug_hue: float = 0.03                  # fraction of a full turn
+    aug_grayscale: float = 0.0             # probability of turning an image gray
     mixup_alpha: float = 0.0               # mixup: λ ~ Beta(α, α) blends two images and their targets; 0: off
     cutmix_alpha: float = 0.0              # cutmix: a box of area 1-λ (λ ~ Beta(α, α)) pasted from another image; 0: off
     mix_prob: float = 1.0                  # probability that a batch is mixed (cutmix or mixup, 50/50 when both on)
@@ -130,8 +139,20 @@ class ClassifierConfig:
             problems.append(f"optimizer={self.optimizer!r} is not adamw or sgd")
         if self.scheduler not in ("cosine", "constant"):
             problems.append(f"scheduler={self.scheduler!r} is not cosine or constant")
-        if self.extra_train not in (None, "ccp-crops") and not Path(self.extra_train).is_dir():
-            problems.append(f"extra_train={self.extra_train!r} is neither 'ccp-crops' nor a folder")
+        if self.objective not in ("supervised", "simclr"):
+            problems.append(f"objective={self.objective!r} is not supervised or simclr")
+        if self.extra_train == "ccp-photos" and self.objective != "simclr":
+            problems.append("extra_train='ccp-photos' (unlabelled) needs objective simclr")
+        elif self.extra_train not in (None, "ccp-crops", "ccp-photos") and not Path(self.extra_train).is_dir():
+            problems.append(f"extra_train={self.extra_train!r} is neither 'ccp-crops', 'ccp-photos' nor a folder")
+        if self.objective == "simclr" and self.sampler != "shuffle":
+            problems.append("objective simclr needs sampler shuffle (unlabelled images have no class to balance)")
+        if self.objective == "simclr" and (self.mixup_alpha or self.cutmix_alpha):
+            problems.append("objective simclr does not mix batches (set mixup_alpha and cutmix_alpha to 0)")
+        if self.simclr_temperature <= 0 or self.simclr_proj_dim < 1:
+            problems.append("simclr_temperature must be > 0 and simclr_proj_dim >= 1")
+        if not 0 <= self.aug_grayscale <= 1:
+            problems.append(f"aug_grayscale={self.aug_grayscale} must be in [0, 1]")
         if self.sampler not in ("weighted", "shuffle"):
             problems.append(f"sampler={self.sampler!r} is not weighted or shuffle")
         if self.averaging not in ("none", "swa", "ema"):

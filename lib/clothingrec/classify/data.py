@@ -32,6 +32,20 @@ def with_extra_train(index: SplitIndex, extra: str) -> SplitIndex:
                       index.skipped + added.skipped)
 
 
+def with_unlabelled_photos(index: SplitIndex, per_class: int | None = None) -> SplitIndex:
+    """``index`` plus CCP's train-part photos as unlabelled records (label -1), for self-supervised
+    pretraining.  ``per_class`` (the smoke cap) keeps that many of them, as if they were one more class."""
+    from clothingrec.datasets.ccp import part_photos
+    from clothingrec.datasets.clothing_small import ImageRecord
+
+    photos = part_photos("train")
+    if not photos:
+        raise ValueError("extra_train='ccp-photos': no CCP train-part photos found")
+    photos = photos[:per_class] if per_class else photos
+    added = [ImageRecord(path, -1, "unlabelled", "train") for path in photos]
+    return SplitIndex(index.root, index.split, index.classes, index.records + added, index.skipped)
+
+
 def epoch_seed(seed: int, epoch: int) -> int:
     """The seed of ``epoch``'s random streams in a run seeded ``seed`` (distinct per epoch and per run seed)."""
     return (int(seed) + 1) * 1_000_003 + int(epoch)
@@ -78,10 +92,12 @@ class ClothingDataModule(L.LightningDataModule):
     def store(self, split: str) -> ImageStore:
         if split not in self.stores:
             index = read_split(split, self.cfg.dataset, self.classes)
-            if split == "train" and self.cfg.extra_train:
+            if split == "train" and self.cfg.extra_train not in (None, "ccp-photos"):
                 index = with_extra_train(index, self.cfg.extra_train)
             limit = self.cfg.train_per_class if split == "train" else self.cfg.eval_per_class
             index = index.subset(limit, seed=self.cfg.seed)
+            if split == "train" and self.cfg.extra_train == "ccp-photos":
+                index = with_unlabelled_photos(index, limit)
             self.stores[split] = build_store(index, self.cfg.resize_size, self.cfg.store_workers,
                                              self.cfg.cache_store)
         return self.stores[split]
@@ -137,6 +153,8 @@ class ClothingDataModule(L.LightningDataModule):
             if images.device.type == "cpu":
                 gen = self.generator
             x = train_batch(images, self.cfg.imgsz, self.aug, self.cfg.channels_last, gen)
+            if self.cfg.objective == "simclr":  # a second, independently augmented view of each image
+                x = (x, train_batch(images, self.cfg.imgsz, self.aug, self.cfg.channels_last, gen))
         else:
             x = eval_batch(images, self.cfg.imgsz, self.cfg.channels_last)
         return x, labels

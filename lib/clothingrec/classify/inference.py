@@ -154,6 +154,10 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> Ima
         meta = {"arch": arch, "config": cfg, "epoch": data.get("epoch"), "source": "lightning checkpoint"}
     else:
         raise ValueError(f"{path}: not a clothingrec classifier export nor a Lightning checkpoint of one")
+    objective = (meta.get("extra") or {}).get("objective") or (meta.get("config") or {}).get("objective")
+    if objective == "simclr":
+        raise ValueError(f"{path}: self-supervised (SimCLR) weights have a projection head, not a classifier; "
+                         "use them as init_weights of a supervised run")
     model = build_classifier(arch, len(classes), pretrained=None)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:

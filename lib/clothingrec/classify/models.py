@@ -7,6 +7,8 @@ Any timm model works by name (``"efficientnet_b0"``) or with a ``timm/`` prefix 
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -95,3 +97,38 @@ def count_parameters(model: nn.Module) -> int:
 
 def to_channels_last(model: nn.Module, enabled: bool = True) -> nn.Module:
     return model.to(memory_format=torch.channels_last) if enabled else model
+
+
+def read_weights(source: str | Path) -> dict[str, torch.Tensor]:
+    """The model tensors of a run folder (its exported ``<model>.pt``), an exported ``.pt`` or a Lightning
+    ``.ckpt`` (``model.`` prefix removed)."""
+    from clothingrec.paths import PROJECT_ROOT
+
+    path = Path(source).expanduser()
+    if not path.exists() and not path.is_absolute():  # named from the project root (notebooks run in notebooks/)
+        path = PROJECT_ROOT / path
+    if path.is_dir():
+        exported = sorted(p for p in path.glob("*.pt") if p.is_file())
+        if not exported:
+            raise FileNotFoundError(f"init_weights: no exported weights (*.pt) in {path}")
+        path = exported[0]
+    if not path.is_file():
+        raise FileNotFoundError(f"init_weights: no file {path}")
+    data = torch.load(path, map_location="cpu", weights_only=False)
+    state = data.get("state_dict") if isinstance(data, dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(f"init_weights: {path} has no 'state_dict' (neither an exported .pt nor a .ckpt)")
+    if path.suffix == ".ckpt":
+        state = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+    return state
+
+
+def load_matching(model: nn.Module, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
+    """Copy every tensor of ``state`` whose name and shape match one of ``model``'s; return
+    ``(loaded, left)``: the names loaded and the model's names left as they were (a new head)."""
+    own = model.state_dict()
+    loaded = [k for k, v in state.items() if k in own and own[k].shape == v.shape]
+    if not loaded:
+        raise ValueError("init_weights: no tensor matches this model by name and shape (another architecture?)")
+    model.load_state_dict({k: state[k] for k in loaded}, strict=False)
+    return loaded, [k for k in own if k not in set(loaded)]

@@ -14,7 +14,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from clothingrec.classify.augment import eval_batch, mix_batch
 from clothingrec.classify.config import ClassifierConfig
 from clothingrec.classify.data import epoch_seed
-from clothingrec.classify.models import build_classifier, to_channels_last
+from clothingrec.classify.models import build_classifier, load_matching, read_weights, to_channels_last
 
 
 def _param_groups(model: nn.Module, weight_decay: float):
@@ -34,8 +34,11 @@ class ClassifierModule(L.LightningModule):
         self.cfg = ClassifierConfig(**cfg_dict)
         self.classes = tuple(classes)
         n = len(self.classes)
-        self.model = to_channels_last(build_classifier(self.cfg.model, n, self.cfg.pretrained),
-                                      self.cfg.channels_last)
+        self.model = self.build_model(n)
+        self.init_loaded: list[str] = []
+        if self.cfg.init_weights:
+            self.init_loaded, _ = load_matching(self.model, read_weights(self.cfg.init_weights))
+        self.model = to_channels_last(self.model, self.cfg.channels_last)
         if self.cfg.bn_momentum is not None:
             for m in self.model.modules():
                 if isinstance(m, nn.modules.batchnorm._BatchNorm):
@@ -49,6 +52,9 @@ class ClassifierModule(L.LightningModule):
         self.test_acc = MulticlassAccuracy(n, average="micro")
         self.test_f1 = MulticlassF1Score(n, average="macro")
         self.train_acc = MulticlassAccuracy(n, average="micro")
+
+    def build_model(self, num_classes: int) -> nn.Module:
+        return build_classifier(self.cfg.model, num_classes, self.cfg.pretrained)
 
     def on_train_start(self) -> None:
         self._fit_start = time.monotonic()

@@ -41,6 +41,7 @@ from clothingrec.classify.data import ClothingDataModule
 from clothingrec.classify.inference import export_weights
 from clothingrec.classify.models import count_parameters
 from clothingrec.classify.module import ClassifierModule
+from clothingrec.classify.simclr import module_class
 from clothingrec.device import resolve_device, resolve_precision, set_threads
 from clothingrec.paths import CLOTHING_SMALL
 from clothingrec.runs import RunRecord, prepare_run_folder, relative
@@ -405,7 +406,7 @@ def train(cfg: ClassifierConfig, output_dir: str | Path, enable_progress_bar: bo
     counts = {s: len(dm.store(s)) for s in ("train", "validation")}
     if counts["train"] == 0 or counts["validation"] == 0:
         raise RuntimeError(f"no usable images (counts {counts}); skipped: {dm.skipped()[:5]}")
-    module = module or ClassifierModule(cfg, dm.classes)
+    module = module or module_class(cfg.objective)(cfg, dm.classes)
     ckpt_path = resolve_resume(cfg.resume, output_dir)
 
     callbacks = build_callbacks(cfg, output_dir)
@@ -457,7 +458,7 @@ def train(cfg: ClassifierConfig, output_dir: str | Path, enable_progress_bar: bo
         if best_path:
             state = torch.load(best_path, map_location="cpu", weights_only=False)
             best_epoch = int(state.get("epoch", -1))
-            best_module = ClassifierModule(cfg, dm.classes)  # this run's architecture, whichever sitting saved it
+            best_module = module_class(cfg.objective)(cfg, dm.classes)  # this run's architecture, whichever sitting saved it
             best_module.load_state_dict(state["state_dict"])
             model = best_module.model
         else:  # no validation finished (time limit inside the first epoch): export the final weights
@@ -465,7 +466,8 @@ def train(cfg: ClassifierConfig, output_dir: str | Path, enable_progress_bar: bo
         weights_path = export_weights(
             model, output_dir / weights_filename(cfg), arch=cfg.model, classes=dm.classes, imgsz=cfg.imgsz,
             resize_size=cfg.resize_size, config=cfg.to_dict(),
-            extra={"best_epoch": best_epoch, "monitor": cfg.monitor, "best_score": best_score})
+            extra={"best_epoch": best_epoch, "monitor": cfg.monitor, "best_score": best_score,
+                   "objective": cfg.objective})
     if trainer.interrupted:
         reason = "interrupted"
     elif "early_stopping" in callbacks and callbacks["early_stopping"].stopped_epoch > 0:

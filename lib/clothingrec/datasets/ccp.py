@@ -124,6 +124,19 @@ def _usable_labels(gt: np.ndarray) -> tuple[np.ndarray, str]:
     return values.astype(np.uint8), problem
 
 
+def part_photos(part: str, root: str | Path | None = None) -> list[Path]:
+    """The photos of one part (``train``/``val``/``test``) of the stored CCP split, sorted by id
+    (unlabelled images for self-supervised pretraining; the other parts stay unseen)."""
+    from clothingrec.paths import CCP, find_dataset
+    from clothingrec.splits import PARTS, ccp_split
+
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {PARTS}, not {part!r}")
+    pairs, _ = list_images(Path(root) if root else find_dataset(CCP))
+    by_id = {photo.stem: photo for photo, _ in pairs}
+    return [by_id[i] for i in ccp_split(sorted(by_id))[part]]
+
+
 def read_image(photo_path: str | Path, mat_path: str | Path, split: str = "",
                classes: str = "garments", min_pixels: int = DEFAULT_MIN_PIXELS,
                with_polygons: bool = True, decode: bool = True) -> ReadResult:
