@@ -174,6 +174,21 @@ def test_reuse_and_cap(df2_src, tmp_path):
     assert len(list((tmp_path / "cap" / "images" / "train").iterdir())) == 10
 
 
+def test_header_only_conversion_keeps_a_truncated_image_and_says_so(df2_src, tmp_path):
+    """``decode_images=False``: sizes from headers (a truncated photo passes, the report says pixels were
+    not checked); the default decodes and skips it; the two conversions never reuse each other's folder."""
+    src = tmp_path / "cut"
+    shutil.copytree(df2_src, src)
+    photo = src / "train" / "image" / "000003.jpg"
+    photo.write_bytes(photo.read_bytes()[: photo.stat().st_size // 2])
+    fast = prepare_detection_dataset(src, tmp_path / "out", max_images=6, workers=1, decode_images=False)
+    assert fast.num_images["train"] == 4 and any("pixels not decoded" in n for n in fast.report.notes)
+    strict = prepare_detection_dataset(src, tmp_path / "out", max_images=6, workers=1)
+    assert not strict.reused and strict.num_images["train"] == 3
+    assert any(i.file.endswith("000003.jpg") and "undecodable" in i.reason for i in strict.report.skipped)
+    assert not any("pixels not decoded" in n for n in strict.report.notes)
+
+
 def test_df2_malformed_inputs_are_reported_and_the_rest_converts(df2_src, tmp_path):
     src = tmp_path / "bad"
     shutil.copytree(df2_src, src)
@@ -314,10 +329,11 @@ def test_bench_convert_quick(tmp_path, monkeypatch):
     spec.loader.exec_module(bench)
     assert bench.main(["--quick", "--out", str(tmp_path), "--data", str(tmp_path / "tree")]) == 0
     result = json.loads((tmp_path / "convert_quick.json").read_text())
-    assert result["n_files"] == 300 and len(result["results"]) == 3
+    assert result["n_files"] == 300 and len(result["results"]) == 4  # plain x2, library headers-only and decoded
     assert {r["images"] for r in result["results"].values()} == {300}
     # peak memory of the process tree while each method ran: at least what the process held when it started
     assert all(r["peak_rss_mb"] >= r["rss_before_mb"] > 0 for r in result["results"].values())
     assert len({r["annotations"] for r in result["results"].values()}) == 1
     assert result["outputs"]["coco_annotations_identical"] and result["outputs"]["label_files_identical"]
+    assert result["outputs"]["decoded_label_files_identical"]
     assert (tmp_path / "convert_quick.md").read_text().startswith("# Conversion benchmark")

@@ -472,7 +472,7 @@ def prepare_detection_dataset(name: str | os.PathLike, out_dir: str | os.PathLik
                               max_images: int | None = None, seed: int = 0, classes: str | None = None,
                               workers: int | None = None, progress: bool | None = None,
                               val_fraction: float = FRACTIONS["val"], test_fraction: float = FRACTIONS["test"],
-                              force: bool = False) -> PreparedDataset:
+                              decode_images: bool = True, force: bool = False) -> PreparedDataset:
     """Read, split and convert a detection dataset into ``out_dir`` (see the module doc).
 
     ``classes``: ``"garments"`` (DeepFashion2's 13 categories, or CCP's garment groups) or
@@ -480,6 +480,10 @@ def prepare_detection_dataset(name: str | os.PathLike, out_dir: str | os.PathLik
     ``garments`` otherwise.  ``task``: which YOLO label set ``labels/`` points at (both are written).
     ``seed``, ``val_fraction`` and ``test_fraction`` define the Penn-Fudan split; CCP's is the stored
     one (:func:`clothingrec.splits.ccp_split`) whatever they say.
+
+    ``decode_images``: decode every image's pixels before keeping it (default), so a truncated or corrupt
+    file is reported instead of failing a training later; ``False`` reads sizes from the headers only
+    (several times faster on real photos; the report then says pixels were not checked).
 
     Two processes preparing the same ``out_dir`` at once (two trainings started together) take turns:
     the second waits for the first, then reuses its folder.
@@ -489,14 +493,15 @@ def prepare_detection_dataset(name: str | os.PathLike, out_dir: str | os.PathLik
     with building(out_dir):
         return _prepare_detection_dataset(
             name, out_dir, task=task, max_images=max_images, seed=seed, classes=classes, workers=workers,
-            progress=progress, val_fraction=val_fraction, test_fraction=test_fraction, force=force)
+            progress=progress, val_fraction=val_fraction, test_fraction=test_fraction,
+            decode_images=decode_images, force=force)
 
 
 def _prepare_detection_dataset(name: str | os.PathLike, out_dir: str | os.PathLike, *, task: str = "detect",
                                max_images: int | None = None, seed: int = 0, classes: str | None = None,
                                workers: int | None = None, progress: bool | None = None,
                                val_fraction: float = FRACTIONS["val"], test_fraction: float = FRACTIONS["test"],
-                               force: bool = False) -> PreparedDataset:
+                               decode_images: bool = True, force: bool = False) -> PreparedDataset:
     if task not in ("detect", "segment"):
         raise ValueError(f"task must be 'detect' or 'segment', not {task!r}")
     kind, source = resolve_source(name)
@@ -524,6 +529,8 @@ def _prepare_detection_dataset(name: str | os.PathLike, out_dir: str | os.PathLi
         params = {"classes": classes, "max_images": max_images, "seed": seed, "val_fraction": val_fraction,
                   "test_fraction": test_fraction}
     params["splits"] = list(parts)
+    if not decode_images:  # a header-only conversion is not reused as a checked one (nor the reverse)
+        params["decode_images"] = False
     key = _fingerprint(kind, source, entries, params)
     manifest_path = root / "prepared.json"
     coco_json = {s: root / "annotations" / f"instances_{s}.json" for s in parts}
@@ -544,13 +551,17 @@ def _prepare_detection_dataset(name: str | os.PathLike, out_dir: str | os.PathLi
         if kind == "deepfashion2" and "test" not in parts:
             report.notes.append(DF2_NO_TEST)
         report.notes.extend(f"warning: {w}" for w in split_desc.get("warnings", ()))
+        if not decode_images:
+            report.notes.append("image pixels not decoded (decode_images=False): sizes come from the file "
+                                "headers, and a truncated or corrupt image is not detected here")
         for split in parts:
             det_dir, seg_dir = root / "labels-detect" / split, root / "labels-segment" / split
             _clear_labels(det_dir)
             _clear_labels(seg_dir)
             result = convert_split(
                 kind, split, entries[split], categories, coco_json[split], detect_dir=det_dir,
-                segment_dir=seg_dir, options={"classes": classes}, workers=workers, progress=progress,
+                segment_dir=seg_dir, options={"classes": classes, "decode_images": decode_images},
+                workers=workers, progress=progress,
                 description=f"{name} {split} ({kind}, classes={classes})")
             _link_images(result.images, entries[split], image_dir[split])
             names = {c["id"]: c["name"] for c in categories}

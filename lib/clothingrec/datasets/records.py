@@ -10,6 +10,7 @@ corner of the top-left pixel: a box ``(x1, y1, x2, y2)`` covering pixel columns 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 import sys
@@ -390,18 +391,27 @@ def image_size(path) -> tuple[int, int]:
     path = Path(path)
     try:
         with open(path, "rb") as f:
-            start = f.read(24)
-            if start[:2] == b"\xff\xd8":
-                f.seek(0)
-                return _jpeg_size(f)
-            if start[:8] == b"\x89PNG\r\n\x1a\n" and start[12:16] == b"IHDR":
-                width, height = int.from_bytes(start[16:20], "big"), int.from_bytes(start[20:24], "big")
-                if width == 0 or height == 0:
-                    raise ValueError("PNG header gives a zero size")
-                return width, height
+            return _header_size(f, path)
+    except OSError as exc:
+        raise ValueError(f"unreadable image {path}: {exc}") from exc
+
+
+def _header_size(f, path) -> tuple[int, int]:
+    """:func:`image_size` of an open binary file (read from its start)."""
+    try:
+        start = f.read(24)
+        if start[:2] == b"\xff\xd8":
+            f.seek(0)
+            return _jpeg_size(f)
+        if start[:8] == b"\x89PNG\r\n\x1a\n" and start[12:16] == b"IHDR":
+            width, height = int.from_bytes(start[16:20], "big"), int.from_bytes(start[20:24], "big")
+            if width == 0 or height == 0:
+                raise ValueError("PNG header gives a zero size")
+            return width, height
         from PIL import Image
 
-        with Image.open(path) as im:
+        f.seek(0)
+        with Image.open(f) as im:
             return im.size
     except (OSError, ValueError) as exc:
         raise ValueError(f"unreadable image {path}: {exc}") from exc
@@ -431,12 +441,19 @@ def decoded_size(path) -> tuple[int, int]:
 
     The header size (:func:`image_size`) must agree with Pillow's, and every pixel is decoded (JPEGs
     at 1/8 scale, which still reads the whole entropy-coded stream): a truncated or corrupt file is
-    refused here instead of failing later in training (:func:`_strict_decoding`).
+    refused here instead of failing later in training (:func:`_strict_decoding`).  The file is read
+    once; both the header parser and Pillow work on those bytes.
     """
-    width, height = image_size(path)
+    path = Path(path)
+    try:
+        data = io.BytesIO(path.read_bytes())
+    except OSError as exc:
+        raise ValueError(f"unreadable image {path}: {exc}") from exc
+    width, height = _header_size(data, path)
+    data.seek(0)
     from PIL import Image
 
-    with _strict_decoding(path), Image.open(path) as im:
+    with _strict_decoding(path), Image.open(data) as im:
         if im.size != (width, height):
             raise ValueError(f"header says {width}x{height}, the decoder {im.size[0]}x{im.size[1]}")
         if im.format == "JPEG":
