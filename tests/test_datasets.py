@@ -3,6 +3,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from scipy.io import savemat
 
@@ -378,3 +380,27 @@ def test_two_make_data_at_once_build_the_crops_once(tmp_path):
     assert len(index) == sum(sum(c.values()) for c in results[0][1].values()) > 0
     assert all((tmp_path / "crops" / f).is_file() for f in index.file)
     assert not (tmp_path / "crops.partial").exists()
+
+
+_NUMBER_TEXT = st.one_of(
+    st.integers(-10**6, 10**6).map(str), st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.sampled_from(["NaN", "Infinity", "-Infinity", "1e308", "1.8e308", "-2E+400", "1e-400", "4.9e-324",
+                     "9" * 309, "-" + "1" * 400, "0.0", "-0.0", "1E05", "123e0"]),
+    st.builds(lambda m, e: f"{m}e{e}", st.integers(-99, 99), st.integers(-999, 999)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_NUMBER_TEXT, max_size=8), st.booleans())
+def test_load_json_fast_path_reads_what_the_checked_path_reads(numbers, as_bytes):
+    """load_json skips the per-number hooks when no number can overflow a float; both paths agree."""
+    import json
+
+    from clothingrec.datasets import records as R
+
+    text = '{"v": [' + ", ".join(numbers) + '], "k": 1}'
+    data = text.encode() if as_bytes else text
+    checked = json.loads(data, parse_float=R._json_float, parse_int=R._json_int, parse_constant=R.BadNumber,
+                         object_pairs_hook=R._json_object)
+    fast = R.load_json(data)
+    assert fast == checked
+    assert [type(v) for v in fast["v"]] == [type(v) for v in checked["v"]]

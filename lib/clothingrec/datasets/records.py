@@ -13,6 +13,7 @@ import contextlib
 import io
 import json
 import math
+import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -144,10 +145,23 @@ def _json_object(pairs):
     return obj
 
 
+#: text that may hold a number a float cannot carry: a 300-digit run or a 3-digit exponent
+_RISKY_NUMBER = {str: re.compile(r"\d{300}|[eE][+-]?\d{3}"), bytes: re.compile(rb"\d{300}|[eE][+-]?\d{3}")}
+
+
 def load_json(data: bytes | str):
     """Parse annotation JSON keeping every problem visible: non-finite numbers and numbers too large
     for a float become :class:`BadNumber`, objects are :class:`JsonObject` listing duplicate keys
-    (plain ``json.loads`` keeps the last value silently).  Raises ``ValueError`` on malformed JSON."""
+    (plain ``json.loads`` keeps the last value silently).  Raises ``ValueError`` on malformed JSON.
+
+    Numbers go through Python hooks only when the text could hold one past a float (a long digit run
+    or a 3-digit exponent); otherwise every number is finite and parsed by the C scanner itself."""
+    if isinstance(data, (bytes, bytearray)):
+        risky = _RISKY_NUMBER[bytes].search(data)
+    else:
+        risky = _RISKY_NUMBER[str].search(data)
+    if risky is None:
+        return json.loads(data, parse_constant=BadNumber, object_pairs_hook=_json_object)
     return json.loads(data, parse_float=_json_float, parse_int=_json_int, parse_constant=BadNumber,
                       object_pairs_hook=_json_object)
 
