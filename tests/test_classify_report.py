@@ -182,6 +182,12 @@ def test_ablation_table_shows_the_levers_that_differ_and_the_best_validation_epo
     # the epoch the monitor picked, not the best accuracy of any epoch
     assert table.loc["plain", "best epoch"] == 1 and table.loc["plain", "val acc (%)"] == 72.0
     assert table.loc["mix", "best epoch"] == 2 and table.loc["mix", "val macro-F1 (%)"] == 75.0
+    # a pretraining run and the run started from it: labelled by objective and by the folder it started from
+    c = _ablation_run(tmp_path, "pre", {**base, "objective": "simclr"}, [0.3, 0.4], [0.35, 0.45])
+    d = _ablation_run(tmp_path, "ft", {**base, "init_weights": "runs/09_train_classifier/pre"}, [0.6, 0.8], [0.6, 0.8])
+    table = ablation_table([a, c, d])
+    assert table["objective"].tolist() == ["supervised", "simclr", "supervised"]
+    assert table["init_weights"].fillna("").tolist() == ["", "", "pre"]
     (b / "history.csv").unlink()
     with pytest.raises(FileNotFoundError, match=r"mix/history\.csv"):
         ablation_table([a, b])

@@ -434,15 +434,15 @@ def plot_history(history: pd.DataFrame):
 
 # ---- ablation -------------------------------------------------------------------------------------
 #: the training choices an ablation row shows (config fields), in the order they are listed
-ABLATION_LEVERS = ("model", "pretrained", "imgsz", "sampler", "scheduler", "lr", "label_smoothing", "mixup_alpha",
-                   "cutmix_alpha", "mix_prob", "averaging", "extra_train")
+ABLATION_LEVERS = ("objective", "model", "pretrained", "init_weights", "imgsz", "sampler", "scheduler", "lr",
+                   "label_smoothing", "mixup_alpha", "cutmix_alpha", "mix_prob", "averaging", "extra_train")
 
 
 def ablation_table(run_dirs: Sequence[str | Path], levers: Sequence[str] = ABLATION_LEVERS) -> pd.DataFrame:
     """One row per classifier run (a ``09_train_classifier`` folder or its curated copy): the training choices
     that differ between the runs, what the run got to spend (epochs, fit minutes, images/s) and its best
     **validation** accuracy and macro-F1 from its per-epoch history.  Test numbers are not shown: the levers
-    are chosen on validation.  A run without ``train_summary.json`` or ``history.csv`` raises, naming the file."""
+    are chosen on validation (a self-supervised run's are its k-NN scores).  A run without ``train_summary.json`` or ``history.csv`` raises, naming the file."""
     rows = []
     for run in map(Path, run_dirs):
         summary_file, history_file = run / "train_summary.json", run / "history.csv"
@@ -458,7 +458,10 @@ def ablation_table(run_dirs: Sequence[str | Path], levers: Sequence[str] = ABLAT
         monitor = summary.get("monitor") if summary.get("monitor") in history else "val_macro_f1"
         scores = history[monitor]
         best = history.loc[scores.idxmin() if monitor_mode(monitor) == "min" else scores.idxmax()]
-        rows.append({"run": run.name, **{k: cfg.get(k) for k in levers},
+        choices = {k: cfg.get(k, "supervised" if k == "objective" else None) for k in levers}
+        if choices.get("init_weights"):  # the run it started from, by folder name
+            choices["init_weights"] = Path(str(choices["init_weights"])).name
+        rows.append({"run": run.name, **choices,
                      "epochs": int(summary.get("epochs_run", len(history))),
                      "fit min": round(float(summary.get("fit_seconds", float("nan"))) / 60, 1),
                      "img/s": round(float(summary.get("train_images_per_s", float("nan"))), 1),
