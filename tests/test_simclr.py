@@ -117,3 +117,31 @@ def test_init_weights_of_another_architecture_is_refused():
     model = build_classifier("mobilenet_v3_small", 10)
     with pytest.raises(ValueError, match="no tensor matches"):
         load_matching(model, {"fc.weight": torch.zeros(10, 2048)})
+
+
+@pytest.mark.slow
+def test_distillation_student_follows_its_teachers_and_stores_none_of_them(tmp_path):
+    """teachers=...: the student is fitted to the teachers' softened predictions on the same augmented batch;
+    with distill_weight 1 it learns only from them.  Teachers are never part of the student's weights."""
+    import numpy as np
+
+    from clothingrec.classify import report
+
+    root = make_dataset(tmp_path / "data", per_class=6)
+    teacher = train(tiny_config(root, epochs=6, imgsz=32, lr=0.003), tmp_path / "teacher")
+    student_cfg = tiny_config(root, epochs=6, imgsz=32, lr=0.003, teachers=f"{tmp_path / 'teacher'}, {teacher.weights_path}",
+                              distill_weight=1.0, distill_temperature=1.0, seed=3)
+    assert student_cfg.teacher_list == [str(tmp_path / "teacher"), str(teacher.weights_path)]
+    student = train(student_cfg, tmp_path / "student")
+    hist = student.history()
+    assert hist["train_distill_loss"].iloc[-1] < hist["train_distill_loss"].iloc[0]
+    t_pred = report.evaluate(teacher.weights_path, "validation", dataset=root, device="cpu", cache_store=False).y_pred
+    s_pred = report.evaluate(student.weights_path, "validation", dataset=root, device="cpu", cache_store=False).y_pred
+    assert np.mean(t_pred == s_pred) > 0.4  # chance agreement is about 0.1
+    plain = ClassifierModule(tiny_config(root), CLASSES)
+    exported = torch.load(student.weights_path, weights_only=False)["state_dict"]
+    assert set(exported) == set(plain.model.state_dict())
+    ckpt = torch.load(next((tmp_path / "student" / "checkpoints").glob("best-*.ckpt")), weights_only=False)
+    assert not any("teacher" in k for k in ckpt["state_dict"])
+    with pytest.raises(FileNotFoundError, match="teachers: no file"):
+        ClassifierModule(tiny_config(root, teachers=str(tmp_path / "nowhere.pt")), CLASSES)

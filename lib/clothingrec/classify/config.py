@@ -48,6 +48,11 @@ class ClassifierConfig:
     simclr_proj_dim: int = 128             # projection head output size
     init_weights: str | None = None        # start from another run's weights (run folder, exported .pt or .ckpt):
                                            # every tensor with the same name and shape, the head left new
+    teachers: str | None = None            # knowledge distillation: comma-separated classifier runs (folders or
+                                           # exported .pt); the student also matches their averaged softened
+                                           # predictions on the very same (augmented, mixed) batch
+    distill_weight: float = 0.5            # loss = (1 - w) · cross-entropy + w · T² · KL(teachers ‖ student)
+    distill_temperature: float = 2.0       # T
     seed: int = 0
     # --- input -------------------------------------------------------------------------------
     imgsz: int = 224                       # training / evaluation crop size
@@ -129,6 +134,10 @@ class ClassifierConfig:
     def replace(self, **changes) -> "ClassifierConfig":
         return dataclasses.replace(self, **_typed(changes))
 
+    @property
+    def teacher_list(self) -> list[str]:
+        return [t.strip() for t in (self.teachers or "").split(",") if t.strip()]
+
     def validate(self) -> "ClassifierConfig":
         problems = []
         if self.imgsz < 32:
@@ -151,6 +160,10 @@ class ClassifierConfig:
             problems.append("objective simclr does not mix batches (set mixup_alpha and cutmix_alpha to 0)")
         if self.simclr_temperature <= 0 or self.simclr_proj_dim < 1:
             problems.append("simclr_temperature must be > 0 and simclr_proj_dim >= 1")
+        if not 0 <= self.distill_weight <= 1 or self.distill_temperature <= 0:
+            problems.append("distill_weight must be in [0, 1] and distill_temperature > 0")
+        if self.teachers and self.objective != "supervised":
+            problems.append("teachers (distillation) need objective supervised")
         if not 0 <= self.aug_grayscale <= 1:
             problems.append(f"aug_grayscale={self.aug_grayscale} must be in [0, 1]")
         if self.sampler not in ("weighted", "shuffle"):

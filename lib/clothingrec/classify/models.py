@@ -99,21 +99,28 @@ def to_channels_last(model: nn.Module, enabled: bool = True) -> nn.Module:
     return model.to(memory_format=torch.channels_last) if enabled else model
 
 
-def read_weights(source: str | Path) -> dict[str, torch.Tensor]:
-    """The model tensors of a run folder (its exported ``<model>.pt``), an exported ``.pt`` or a Lightning
-    ``.ckpt`` (``model.`` prefix removed)."""
+def weights_file(source: str | Path, what: str = "init_weights") -> Path:
+    """The weights file ``source`` names: a file, or a run folder's exported ``<model>.pt``; a relative
+    path is also looked up from the project root (notebooks run inside ``notebooks/``)."""
     from clothingrec.paths import PROJECT_ROOT
 
     path = Path(source).expanduser()
-    if not path.exists() and not path.is_absolute():  # named from the project root (notebooks run in notebooks/)
+    if not path.exists() and not path.is_absolute():
         path = PROJECT_ROOT / path
     if path.is_dir():
         exported = sorted(p for p in path.glob("*.pt") if p.is_file())
         if not exported:
-            raise FileNotFoundError(f"init_weights: no exported weights (*.pt) in {path}")
+            raise FileNotFoundError(f"{what}: no exported weights (*.pt) in {path}")
         path = exported[0]
     if not path.is_file():
-        raise FileNotFoundError(f"init_weights: no file {path}")
+        raise FileNotFoundError(f"{what}: no file {path}")
+    return path
+
+
+def read_weights(source: str | Path) -> dict[str, torch.Tensor]:
+    """The model tensors of a run folder (its exported ``<model>.pt``), an exported ``.pt`` or a Lightning
+    ``.ckpt`` (``model.`` prefix removed)."""
+    path = weights_file(source)
     data = torch.load(path, map_location="cpu", weights_only=False)
     state = data.get("state_dict") if isinstance(data, dict) else None
     if not isinstance(state, dict):

@@ -9,6 +9,7 @@ import lightning as L
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from clothingrec.classify.augment import eval_batch, mix_batch
@@ -39,6 +40,8 @@ class ClassifierModule(L.LightningModule):
         if self.cfg.init_weights:
             self.init_loaded, _ = load_matching(self.model, read_weights(self.cfg.init_weights))
         self.model = to_channels_last(self.model, self.cfg.channels_last)
+        # teachers live in a plain list: not submodules, so neither trained, checkpointed nor exported
+        self.teachers: list[nn.Module] = [self.load_teacher(t) for t in self.cfg.teacher_list]
         if self.cfg.bn_momentum is not None:
             for m in self.model.modules():
                 if isinstance(m, nn.modules.batchnorm._BatchNorm):
@@ -55,6 +58,24 @@ class ClassifierModule(L.LightningModule):
 
     def build_model(self, num_classes: int) -> nn.Module:
         return build_classifier(self.cfg.model, num_classes, self.cfg.pretrained)
+
+    def load_teacher(self, source: str) -> nn.Module:
+        from clothingrec.classify.inference import load_classifier
+        from clothingrec.classify.models import weights_file
+
+        loaded = load_classifier(weights_file(source, "teachers"))
+        if tuple(loaded.classes) != self.classes:
+            raise ValueError(f"teacher {source}: classes {loaded.classes} differ from {self.classes}")
+        for p in loaded.model.parameters():
+            p.requires_grad_(False)
+        return to_channels_last(loaded.model.eval(), self.cfg.channels_last)
+
+    @torch.no_grad()
+    def teacher_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """The teachers' averaged softened class probabilities (temperature ``distill_temperature``)."""
+        t = self.cfg.distill_temperature
+        probs = [teacher.to(x.device)(x).float().div(t).softmax(dim=1) for teacher in self.teachers]
+        return torch.stack(probs).mean(dim=0)
 
     def on_train_start(self) -> None:
         self._fit_start = time.monotonic()
@@ -136,6 +157,12 @@ class ClassifierModule(L.LightningModule):
         else:
             logits = self(x)
             loss = self.criterion(logits, y)
+        if self.teachers and cfg.distill_weight > 0:
+            t = cfg.distill_temperature
+            kd = F.kl_div(torch.log_softmax(logits.float() / t, dim=1), self.teacher_probs(x),
+                          reduction="batchmean") * (t * t)
+            self.log("train_distill_loss", kd, on_step=False, on_epoch=True, batch_size=y.numel())
+            loss = (1.0 - cfg.distill_weight) * loss + cfg.distill_weight * kd
         self.train_acc(logits.detach(), y)
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=y.numel())
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, batch_size=y.numel())
