@@ -185,9 +185,11 @@ def test_ablation_table_shows_the_levers_that_differ_and_the_best_validation_epo
     # a pretraining run and the run started from it: labelled by objective and by the folder it started from
     c = _ablation_run(tmp_path, "pre", {**base, "objective": "simclr"}, [0.3, 0.4], [0.35, 0.45])
     d = _ablation_run(tmp_path, "ft", {**base, "init_weights": "runs/09_train_classifier/pre"}, [0.6, 0.8], [0.6, 0.8])
-    table = ablation_table([a, c, d])
-    assert table["objective"].tolist() == ["supervised", "simclr", "supervised"]
-    assert table["init_weights"].fillna("").tolist() == ["", "", "pre"]
+    e = _ablation_run(tmp_path, "kd", {**base, "teachers": "runs/a, runs/b"}, [0.6, 0.7], [0.6, 0.7])
+    table = ablation_table([a, c, d, e])
+    assert table["objective"].tolist() == ["supervised", "simclr", "supervised", "supervised"]
+    assert table["teachers"].fillna(0).tolist() == [0, 0, 0, 2]
+    assert table["init_weights"].fillna("").tolist() == ["", "", "pre", ""]
     (b / "history.csv").unlink()
     with pytest.raises(FileNotFoundError, match=r"mix/history\.csv"):
         ablation_table([a, b])

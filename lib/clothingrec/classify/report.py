@@ -434,7 +434,7 @@ def plot_history(history: pd.DataFrame):
 
 # ---- ablation -------------------------------------------------------------------------------------
 #: the training choices an ablation row shows (config fields), in the order they are listed
-ABLATION_LEVERS = ("objective", "model", "pretrained", "init_weights", "imgsz", "sampler", "scheduler", "lr",
+ABLATION_LEVERS = ("objective", "model", "pretrained", "init_weights", "teachers", "imgsz", "sampler", "scheduler", "lr",
                    "label_smoothing", "mixup_alpha", "cutmix_alpha", "mix_prob", "averaging", "extra_train")
 
 
@@ -461,6 +461,8 @@ def ablation_table(run_dirs: Sequence[str | Path], levers: Sequence[str] = ABLAT
         choices = {k: cfg.get(k, "supervised" if k == "objective" else None) for k in levers}
         if choices.get("init_weights"):  # the run it started from, by folder name
             choices["init_weights"] = Path(str(choices["init_weights"])).name
+        if choices.get("teachers"):  # distillation: how many teachers (their runs are in the run's config)
+            choices["teachers"] = len([t for t in str(choices["teachers"]).split(",") if t.strip()])
         rows.append({"run": run.name, **choices,
                      "epochs": int(summary.get("epochs_run", len(history))),
                      "fit min": round(float(summary.get("fit_seconds", float("nan"))) / 60, 1),
