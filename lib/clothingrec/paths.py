@@ -104,6 +104,15 @@ def project_relative(path: str | os.PathLike) -> str:
     return absolute.relative_to(root).as_posix() if absolute.is_relative_to(root) else str(path)
 
 
+def user_path(path: str | os.PathLike) -> Path:
+    """A path a user typed: as given when it exists, else (relative) from the project root, since notebooks
+    run inside ``notebooks/`` while their users name files from the root."""
+    path = Path(path).expanduser()
+    if not path.exists() and not path.is_absolute() and (PROJECT_ROOT / path).exists():
+        return PROJECT_ROOT / path
+    return path
+
+
 def from_project(path: str | os.PathLike) -> Path:
     """A path read from a run record: a relative one is relative to the project root, not the cwd."""
     path = Path(path)

@@ -36,19 +36,24 @@ def backbone_source(name: str) -> tuple[str, str]:
     raise ValueError(f"unknown classifier backbone {name!r}: neither a torchvision model nor a timm model")
 
 
-def replace_head(model: nn.Module, num_classes: int) -> nn.Module:
-    """Swap the last ``nn.Linear`` of ``model`` for a new one with ``num_classes`` outputs."""
+def swap_last_linear(model: nn.Module, make) -> nn.Module:
+    """Replace the last ``nn.Linear`` of ``model`` by ``make(that_layer)`` (in place); return the new module."""
     last_name, last = None, None
     for mod_name, module in model.named_modules():
         if isinstance(module, nn.Linear):
             last_name, last = mod_name, module
     if last is None:
         raise ValueError(f"{type(model).__name__}: no nn.Linear head to replace")
-    if last.out_features == num_classes:
-        return model
+    new = make(last)
     parent = model.get_submodule(last_name.rsplit(".", 1)[0]) if "." in last_name else model
-    new = nn.Linear(last.in_features, num_classes, bias=last.bias is not None)
     setattr(parent, last_name.rsplit(".", 1)[-1], new)
+    return new
+
+
+def replace_head(model: nn.Module, num_classes: int) -> nn.Module:
+    """Swap the last ``nn.Linear`` of ``model`` for a new one with ``num_classes`` outputs."""
+    swap_last_linear(model, lambda last: last if last.out_features == num_classes else
+                     nn.Linear(last.in_features, num_classes, bias=last.bias is not None))
     return model
 
 
@@ -102,11 +107,9 @@ def to_channels_last(model: nn.Module, enabled: bool = True) -> nn.Module:
 def weights_file(source: str | Path, what: str = "init_weights") -> Path:
     """The weights file ``source`` names: a file, or a run folder's exported ``<model>.pt``; a relative
     path is also looked up from the project root (notebooks run inside ``notebooks/``)."""
-    from clothingrec.paths import PROJECT_ROOT
+    from clothingrec.paths import user_path
 
-    path = Path(source).expanduser()
-    if not path.exists() and not path.is_absolute():
-        path = PROJECT_ROOT / path
+    path = user_path(source)
     if path.is_dir():
         exported = sorted(p for p in path.glob("*.pt") if p.is_file())
         if not exported:
@@ -130,12 +133,12 @@ def read_weights(source: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_matching(model: nn.Module, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
-    """Copy every tensor of ``state`` whose name and shape match one of ``model``'s; return
-    ``(loaded, left)``: the names loaded and the model's names left as they were (a new head)."""
+def load_matching(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+    """Copy every tensor of ``state`` whose name and shape match one of ``model``'s; return the names loaded
+    (the model's other tensors, a new head, stay as they were)."""
     own = model.state_dict()
     loaded = [k for k, v in state.items() if k in own and own[k].shape == v.shape]
     if not loaded:
         raise ValueError("init_weights: no tensor matches this model by name and shape (another architecture?)")
     model.load_state_dict({k: state[k] for k in loaded}, strict=False)
-    return loaded, [k for k in own if k not in set(loaded)]
+    return loaded

@@ -38,7 +38,7 @@ class ClassifierModule(L.LightningModule):
         self.model = self.build_model(n)
         self.init_loaded: list[str] = []
         if self.cfg.init_weights:
-            self.init_loaded, _ = load_matching(self.model, read_weights(self.cfg.init_weights))
+            self.init_loaded = load_matching(self.model, read_weights(self.cfg.init_weights))
         self.model = to_channels_last(self.model, self.cfg.channels_last)
         # teachers live in a plain list: not submodules, so neither trained, checkpointed nor exported
         self.teachers: list[nn.Module] = [self.load_teacher(t) for t in self.cfg.teacher_list]

@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from clothingrec.classify.augment import eval_batch
-from clothingrec.classify.models import build_classifier
+from clothingrec.classify.models import build_classifier, swap_last_linear
 from clothingrec.classify.module import ClassifierModule
 
 
@@ -51,13 +51,7 @@ class SimCLRModule(ClassifierModule):
 
     def build_model(self, num_classes: int) -> nn.Module:
         model = build_classifier(self.cfg.model, num_classes, self.cfg.pretrained)
-        last_name, last = None, None
-        for name, module in model.named_modules():
-            if isinstance(module, nn.Linear):
-                last_name, last = name, module
-        parent = model.get_submodule(last_name.rsplit(".", 1)[0]) if "." in last_name else model
-        head = ProjectionHead(last.in_features, self.cfg.simclr_proj_dim)
-        setattr(parent, last_name.rsplit(".", 1)[-1], head)
+        head = swap_last_linear(model, lambda last: ProjectionHead(last.in_features, self.cfg.simclr_proj_dim))
         head.register_forward_pre_hook(self._keep_features)
         self._features: torch.Tensor | None = None
         self._bank: tuple[torch.Tensor, torch.Tensor] | None = None

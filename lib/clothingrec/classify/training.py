@@ -458,7 +458,9 @@ def train(cfg: ClassifierConfig, output_dir: str | Path, enable_progress_bar: bo
         if best_path:
             state = torch.load(best_path, map_location="cpu", weights_only=False)
             best_epoch = int(state.get("epoch", -1))
-            best_module = module_class(cfg.objective)(cfg, dm.classes)  # this run's architecture, whichever sitting saved it
+            # this run's architecture, whichever sitting saved it; its state replaces any start weights, and
+            # the exported model needs no teachers
+            best_module = module_class(cfg.objective)(cfg.replace(init_weights=None, teachers=None), dm.classes)
             best_module.load_state_dict(state["state_dict"])
             model = best_module.model
         else:  # no validation finished (time limit inside the first epoch): export the final weights

@@ -354,13 +354,11 @@ def find_runs(run_dirs=None) -> tuple[list[Path], list[str]]:
 
     A relative folder is looked up from the working directory, then from the project root (``make
     evaluate`` runs the notebook inside ``notebooks/``, while its user names runs from the root)."""
-    from clothingrec.paths import PROJECT_ROOT, latest_run
+    from clothingrec.paths import latest_run, user_path
 
     found, missing = [], []
     if run_dirs:
-        for p in [Path(p.strip()) for p in (run_dirs.split(",") if isinstance(run_dirs, str) else run_dirs)]:
-            if not p.is_dir() and not p.is_absolute() and (PROJECT_ROOT / p).is_dir():
-                p = PROJECT_ROOT / p
+        for p in [user_path(str(p).strip()) for p in (run_dirs.split(",") if isinstance(run_dirs, str) else run_dirs)]:
             (found if p.is_dir() else missing).append(p if p.is_dir() else f"{p}: no such run folder")
         return found, missing
     for nb in TRAINING_NOTEBOOKS:
