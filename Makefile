@@ -10,6 +10,8 @@ PY := $(CURDIR)/$(VENV)/bin/python
 SETUP_STAMP := $(VENV)/.setup-stamp
 DATA_STAMP := data/.data-stamp
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+# disk the new environment takes (torch 2.14.1 brings its CUDA libraries even on a CPU machine)
+SETUP_FREE_GB ?= 8
 
 # Offline- and CI-safe environment: project-local caches, no network from ultralytics.
 export TORCH_HOME := $(CURDIR)/.cache/torch
@@ -81,6 +83,9 @@ DETECTRON2_WHEEL := $(lastword $(sort $(wildcard ../shared/wheels/detectron2-*.w
 setup: $(SETUP_STAMP)
 $(SETUP_STAMP): pyproject.toml requirements/lock.txt requirements/detectron2.txt $(DETECTRON2_WHEEL)
 	@echo "[setup] creating $(VENV) with $(PYTHON)"
+	@if [ ! -d $(VENV)/lib ]; then avail=$$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}'); \
+	  if [ "$$avail" -lt $(SETUP_FREE_GB) ]; then \
+	    echo "[setup] error: $(CURDIR) has $$avail GB free; the environment (torch with its CUDA libraries) needs about $(SETUP_FREE_GB) GB"; exit 1; fi; fi
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	@echo "[setup] installing $(TORCH_PINS)"
