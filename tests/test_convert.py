@@ -5,11 +5,14 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from clothingrec import synthetic
+from clothingrec.convert import coco as coco_mod
 from clothingrec.convert import prepare_detection_dataset
 from clothingrec.convert import yolo as yolo_mod
 from clothingrec.datasets import deepfashion2 as df2
@@ -337,3 +340,19 @@ def test_bench_convert_quick(tmp_path, monkeypatch):
     assert result["outputs"]["coco_annotations_identical"] and result["outputs"]["label_files_identical"]
     assert result["outputs"]["decoded_label_files_identical"]
     assert (tmp_path / "convert_quick.md").read_text().startswith("# Conversion benchmark")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 13), st.one_of(st.none(), st.lists(st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False, width=32), st.integers(-10**6, 10**6), st.just(-0.0)),
+    min_size=3, max_size=117)), st.sampled_from(["user", "shop", 'a "quoted" \\"keypoints\\":0 value']))
+def test_annotation_text_is_the_plain_json_of_the_annotation(category, landmarks, source):
+    """The cached-zeros keypoint encoding writes exactly what json.dumps writes for the plain list."""
+    from clothingrec.datasets import deepfashion2 as df2
+
+    if landmarks is not None:
+        landmarks = (landmarks * 117)[:3 * df2.LANDMARK_COUNTS[category - 1]]
+    kps, num = df2.global_keypoints(category, landmarks)
+    ann = {"category_id": category, "bbox": [1.0, 2.0, 3.0, 4.0], "area": 5.0, "iscrowd": 0,
+           "segmentation": [[0, 0, 4, 0, 4, 4]], "keypoints": kps, "num_keypoints": num, "source": source}
+    assert coco_mod.annotation_text(ann) == coco_mod._dumps({**ann, "keypoints": list(kps)})

@@ -276,8 +276,8 @@ def convert_one(job: tuple) -> tuple:
     for key, text in (("detect_dir", det), ("segment_dir", seg)):
         folder = options.get(key)
         if folder:
-            with open(os.path.join(folder, stem + ".txt"), "w", encoding="utf-8") as f:
-                f.write(text)
+            with open(os.path.join(folder, stem + ".txt"), "wb") as f:
+                f.write(text.encode("utf-8"))
     items_in = len(record.objects) if result.items_in is None else result.items_in
     return image, texts, [a["category_id"] for a in anns], result.issues, items_in
 

@@ -9,13 +9,15 @@ Output is deterministic: same records → byte-identical JSON.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-from clothingrec.datasets import ccp, deepfashion2 as df2
+from clothingrec.datasets import ccp
+from clothingrec.datasets import deepfashion2 as df2
 from clothingrec.datasets.records import ImageRecord
 
 PERSON_CATEGORIES = [{"id": 1, "name": "person", "supercategory": "person"}]
@@ -166,9 +168,29 @@ def _dumps(obj) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+@functools.cache
+def _zero_slots_text(n: int) -> str:
+    return ",".join(["0.0"] * n)
+
+
+def _keypoints_text(kps: df2.Keypoints) -> str:
+    """``_dumps(list(kps))``, with the zero slots around the landmarks taken from a cache."""
+    parts = [_zero_slots_text(kps.start), _dumps(kps[kps.start:kps.stop])[1:-1],
+             _zero_slots_text(len(kps) - kps.stop)]
+    return "[" + ",".join(p for p in parts if p) + "]"
+
+
 def annotation_text(ann: dict) -> str:
-    """One annotation (without ``id`` / ``image_id``) as compact JSON, ready for :class:`CocoWriter`."""
-    return _dumps(ann)
+    """One annotation (without ``id`` / ``image_id``) as compact JSON, ready for :class:`CocoWriter`.
+
+    Same text as ``_dumps(ann)``; DeepFashion2's 294-slot keypoints (mostly zeros) are encoded from
+    a cache of zero runs, the costliest part of the annotation otherwise."""
+    kps = ann.get("keypoints")
+    if not isinstance(kps, df2.Keypoints):
+        return _dumps(ann)
+    # the key sits where it was (dict order); no string value can hold an unescaped '"keypoints":'
+    text = _dumps({**ann, "keypoints": 0})
+    return text.replace('"keypoints":0', '"keypoints":' + _keypoints_text(kps), 1)
 
 
 class CocoWriter:

@@ -17,6 +17,7 @@ truncated images and malformed JSON skip the whole image.
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -69,15 +70,14 @@ def list_split(root: str | Path, split: str) -> tuple[list[tuple[Path, Path]], l
 
 
 def _scan(folder: Path, suffix: str) -> list[Path]:
-    import os
-
     with os.scandir(folder) as it:
         return [Path(e.path) for e in it if e.name.endswith(suffix) and not e.name.startswith(".")]
 
 
-def _rel(path: Path) -> str:
+def _rel(path: str | Path) -> str:
     """``train/annos/000001.json``: the last three path parts, stable across machines."""
-    return "/".join(Path(path).parts[-3:])
+    parts = [p for p in os.fspath(path).split(os.sep) if p and p != "."]
+    return "/".join(parts[-3:])
 
 
 #: top-level keys of an annotation file besides ``item1`` … ``itemN``
@@ -217,18 +217,29 @@ def _read_item(item, key, afile, split, width, height, issues, compute_area) -> 
                         name=key)
 
 
-def global_keypoints(category_id: int, landmarks: list[float] | None) -> tuple[list[float], int]:
+class Keypoints(list):
+    """A 294-slot keypoint list whose slots outside ``[start, stop)`` are all ``0.0`` (as built by
+    :func:`global_keypoints`; not to be modified), so that its JSON text can reuse cached zero runs."""
+
+    __slots__ = ("start", "stop")
+
+    def __init__(self, values, start: int = 0, stop: int | None = None):
+        super().__init__(values)
+        self.start, self.stop = start, len(self) if stop is None else stop
+
+
+def global_keypoints(category_id: int, landmarks: list[float] | None) -> tuple[Keypoints, int]:
     """Place an item's landmarks in the 294-slot layout: ``(keypoints [x, y, v] * 294, num_keypoints)``.
 
     Slots of other categories are zeros; ``num_keypoints`` counts landmarks with ``v > 0``.
     """
     keypoints = [0.0] * (3 * NUM_LANDMARKS)
     if not landmarks:
-        return keypoints, 0
+        return Keypoints(keypoints, 0, 0), 0
     start = 3 * LANDMARK_OFFSETS[category_id - 1]
     keypoints[start:start + len(landmarks)] = [float(v) for v in landmarks]
     visible = sum(1 for v in landmarks[2::3] if v > 0)
-    return keypoints, visible
+    return Keypoints(keypoints, start, start + len(landmarks)), visible
 
 
 def iter_split(root: str | Path, split: str, max_images: int | None = None):
