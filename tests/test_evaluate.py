@@ -275,6 +275,7 @@ def _curve_run(tmp_path, name, history: dict, threads=2, device="cpu"):
 
 def test_learning_curve_reads_every_backend_history_as_core_hours(tmp_path):
     from clothingrec.evaluate import learning_curve
+    from clothingrec.runs import RunRecord
 
     # ultralytics: cumulative seconds; the torchvision loop: seconds per epoch (training + evaluation)
     yolo = learning_curve(_curve_run(tmp_path, "yolo", {"epoch": [1, 2], "time": [1800.0, 3600.0],
@@ -290,3 +291,9 @@ def test_learning_curve_reads_every_backend_history_as_core_hours(tmp_path):
     gpu = learning_curve(_curve_run(tmp_path, "fasterrcnn", {"epoch": [1], "train_seconds": [360.0],
                                                              "bbox_AP50": [0.5]}, threads=8, device="cuda:0"))
     assert gpu["core_hours"].tolist() == gpu["hours"].tolist() == [0.1]  # an accelerator run is not scaled
+    # a curve names its run by family, model, input size and backend (two YOLO sizes stay apart on one plot)
+    assert yolo.attrs["label"] == "yolo x @192 px (torchvision)" and yolo.attrs["family"] == "yolo"
+    (tmp_path / "empty").mkdir()
+    RunRecord.load(tmp_path / "yolo").save(tmp_path / "empty")
+    empty = learning_curve(tmp_path / "empty")  # stopped before its first epoch: no rows, same attrs
+    assert len(empty) == 0 and empty.attrs["label"] == yolo.attrs["label"]

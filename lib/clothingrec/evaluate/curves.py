@@ -20,12 +20,17 @@ def learning_curve(run_dir) -> pd.DataFrame:
     """``epoch, hours, core_hours, AP50`` (and ``segm_AP50`` where there are masks) of one run.
 
     ``hours`` is cumulative training wall time including the per-epoch evaluations; ``core_hours`` scales
-    it by the torch threads of a CPU run (on an accelerator it equals ``hours``).
+    it by the torch threads of a CPU run (on an accelerator it equals ``hours``).  ``attrs``: ``name``,
+    ``family``, ``split`` (the val digest) and ``label`` (family, model, input size, backend).
     """
     run_dir = Path(run_dir)
     record = RunRecord.load(run_dir)
+    attrs = dict(name=record.name, family=record.family, split=record.split.get("val", {}).get("digest"),
+                 label=f"{record.family} {record.arch} @{record.imgsz} px ({record.backend})")
     if not (run_dir / "history.csv").is_file():  # stopped before its first epoch ended
-        return pd.DataFrame(columns=["epoch", "hours", "AP50", "core_hours"])
+        empty = pd.DataFrame(columns=["epoch", "hours", "AP50", "core_hours"])
+        empty.attrs.update(attrs)
+        return empty
     history = pd.read_csv(run_dir / "history.csv")
     if "time" in history:  # ultralytics: cumulative seconds
         seconds = history["time"].astype(float)
@@ -46,8 +51,9 @@ def learning_curve(run_dir) -> pd.DataFrame:
     curve["core_hours"] = curve["hours"] * (threads if on_cpu else 1)
     if segm is not None:
         curve["segm_AP50"] = segm.astype(float)
-    curve.attrs.update(name=record.name, family=record.family, split=record.split.get("val", {}).get("digest"))
-    return curve.dropna(subset=["AP50"]).reset_index(drop=True)
+    curve = curve.dropna(subset=["AP50"]).reset_index(drop=True)
+    curve.attrs.update(attrs)
+    return curve
 
 
 def plot_learning_curves(curves: dict[str, pd.DataFrame], ax=None, *, x: str = "core_hours", goals=None):
