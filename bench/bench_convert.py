@@ -17,7 +17,9 @@
    text; twice: with every image's pixels decoded (the default, which reports corrupt images) and with
    sizes from the headers only (``decode_images=False``: the plain loop's work, the like-for-like row).
 4. Checks both produced the same annotations (count, and boxes / areas / YOLO label files compared),
-   and writes ``runs/bench/convert_<n>.json`` and ``.md``.  Figures only; nothing is asserted about speed.
+   profiles the library on up to 5,000 of the files (time by part: system calls, JSON parsing and
+   encoding, item checks with mask areas, YOLO lines), and writes ``runs/bench/convert_<n>.json`` and
+   ``.md``.  Figures only; nothing is asserted about speed.
 """
 from __future__ import annotations
 
@@ -189,16 +191,56 @@ def plain_loop(root: Path, out: Path, dumps: bool = False) -> dict:
 
 
 # ------------------------------------------------------------------ the library
-def library(root: Path, out: Path, workers: int, progress: bool | None = None, decode: bool = True) -> dict:
+def library(root: Path, out: Path, workers: int, progress: bool | None = None, decode: bool = True,
+            limit: int | None = None) -> dict:
     from clothingrec.convert import coco as coco_mod
     from clothingrec.convert import convert_split, list_entries
 
     entries, _ = list_entries("deepfashion2", root)
-    result = convert_split("deepfashion2", "train", entries["train"], coco_mod.df2_categories(),
+    result = convert_split("deepfashion2", "train", entries["train"][:limit], coco_mod.df2_categories(),
                            out / "instances_train.json", detect_dir=out / "labels-detect",
                            segment_dir=out / "labels-segment", workers=workers, progress=progress,
                            options={"decode_images": decode})
     return {"images": len(result.images), "annotations": result.n_annotations, "issues": len(result.issues)}
+
+
+#: where a profiled function's own time goes: (label, test on (file, function name)), first match wins
+PROFILE_PHASES = [
+    ("file open / read / write (system calls)", lambda f, fn: f == "~" and (
+        fn in ("<built-in method io.open>", "<built-in method posix.open>", "<built-in method posix.write>")
+        or fn.startswith(("<method 'read' of '_io", "<method 'write' of '_io", "<method '__exit__' of '_io",
+                          "<method 'seek' of '_io", "<method 'close' of '_io")))),
+    ("JSON parsing", lambda f, fn: "json/decoder" in f or "json/__init__" in f and fn == "loads"
+     or fn in ("load_json", "_risky_number", "_json_object") or fn == "<method 'translate' of 'bytes' objects>"),
+    ("JSON encoding (COCO annotations)", lambda f, fn: "json/encoder" in f or "json/__init__" in f
+     or f.endswith("convert/coco.py")),
+    ("YOLO label lines", lambda f, fn: f.endswith("convert/yolo.py") or fn == "<method 'format' of 'str' objects>"),
+    ("image header", lambda f, fn: fn in ("image_size", "_header_size", "_jpeg_size")),
+    ("items: reading, checks, polygon mask area (pycocotools)", lambda f, fn: "pycocotools" in f
+     or f.endswith(("datasets/deepfashion2.py", "datasets/records.py"))),
+    ("paths (pathlib)", lambda f, fn: f.endswith("pathlib.py")),
+]
+
+
+def profile_library(root: Path, out: Path, limit: int) -> dict:
+    """Where the library's time goes: its conversion of the first ``limit`` files in-process (one worker)
+    under cProfile, each function's own time summed by :data:`PROFILE_PHASES` (the rest: "other").
+    Profiling slows Python code more than system calls, so the shares are indicative."""
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.enable()
+    library(root, out, workers=1, progress=False, decode=False, limit=limit)
+    prof.disable()
+    totals: dict[str, float] = {}
+    for (path, _, fn), (_, _, own, _, _) in pstats.Stats(prof).stats.items():
+        label = next((name for name, test in PROFILE_PHASES if test(path, fn)), "other (bookkeeping, builtins, pool)")
+        totals[label] = totals.get(label, 0.0) + own
+    total = sum(totals.values())
+    return {"files": limit, "ms_per_file": {k: round(1000 * v / limit, 3) for k, v in
+                                            sorted(totals.items(), key=lambda kv: -kv[1])},
+            "share": {k: round(v / total, 3) for k, v in sorted(totals.items(), key=lambda kv: -kv[1])}}
 
 
 def compare(plain: Path, lib: Path, n: int, full_json: bool) -> dict:
@@ -274,6 +316,10 @@ def main(argv=None) -> int:
     check["decoded_label_files_identical"] = compare(work / "lib", work / "lib_decoded", n,
                                                      full_json=False)["label_files_identical"]
     print(f"[bench] speed-up {speedup:.2f}x (headers only), {speedup_decoded:.2f}x (pixels decoded); outputs: {check}")
+    profile_dir = work / "profiled"
+    profile_dir.mkdir(parents=True)
+    profile = profile_library(data, profile_dir, min(n, 5000))
+    print(f"[bench] profile of the library, ms per file: {profile['ms_per_file']}")
     import subprocess
 
     try:
@@ -284,6 +330,7 @@ def main(argv=None) -> int:
     result = {"benchmark": "convert", "n_files": n, "workers": args.workers, "cpu": cpu, "cores": cpu_count(),
               "load_average_at_end": os.getloadavg(), "generated_s": round(gen_s, 1), "results": rows,
               "speedup": round(speedup, 2), "speedup_pixels_decoded": round(speedup_decoded, 2), "outputs": check,
+              "library_profile": profile,
               "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     stem = f"convert_{'quick' if args.quick else n}"
     (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -299,7 +346,12 @@ def main(argv=None) -> int:
            f"**{speedup:.2f}x**; against the plain loop with json.dumps: "
            f"{rows[list(rows)[1]]['wall_s'] / rows[lib_key]['wall_s']:.2f}x.  With every image's pixels decoded "
            f"as well (the library's default; work the plain loop does not do): {speedup_decoded:.2f}x.  "
-           f"Outputs compared (plain json.dump vs library): {check}.", ""]
+           f"Outputs compared (plain json.dump vs library): {check}.", "",
+           f"Where the library's time goes (its first {profile['files']} files in one process under cProfile, "
+           "each function's own time; profiling inflates Python code more than system calls):", "",
+           "| part | ms per file (profiled) | share |", "|---|---:|---:|"]
+    md += [f"| {k} | {v} | {100 * profile['share'][k]:.0f} % |" for k, v in profile["ms_per_file"].items()]
+    md += [""]
     (args.out / f"{stem}.md").write_text("\n".join(md))
     print(f"[bench] wrote {args.out / (stem + '.json')} and .md")
     if not args.keep:
