@@ -188,3 +188,36 @@ def test_time_budget_ends_at_an_epoch_boundary_with_its_evaluation(tmp_path):
     assert list(res.history["epoch"]) == [1] and res.history["bbox_AP50"].notna().all()
     state = torch.load(res.last_checkpoint, weights_only=False)
     assert (state["epoch"], state["step_in_epoch"]) == (1, 0)  # a resume starts the next epoch
+
+
+def test_multi_scale_training_draws_train_sizes_and_keeps_the_evaluation_size(tmp_path):
+    """train_min_sizes: every training image is resized to one of them; validation, the checkpoint and
+    the reloaded model use min_size."""
+    from clothingrec.detect.engine import training_sizes
+
+    path, img_dir = write_fixture(tmp_path, n=4)
+    cfg = tiny_config(epochs=2, train_min_sizes=(48, 96), train_max_size=96, eval_every=1, max_eval_images=2)
+    model = build_detector("fasterrcnn", "mobilenet_v3_large_fpn", 2, None, min_size=SIZE, max_size=SIZE,
+                           **LIGHT_HEADS)
+    with training_sizes(model, cfg):
+        assert (model.transform.min_size, model.transform.max_size) == ((48, 96), 96)
+    assert (model.transform.min_size, model.transform.max_size) == ((SIZE,), SIZE)
+
+    from torchvision.models.detection.transform import GeneralizedRCNNTransform
+
+    seen = {"train": set(), "eval": set()}
+    original = GeneralizedRCNNTransform.resize
+
+    def spy(self, image, target=None):
+        image, target = original(self, image, target)
+        seen["train" if self.training else "eval"].add(int(min(image.shape[-2:])))
+        return image, target
+
+    torch.manual_seed(0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(GeneralizedRCNNTransform, "resize", spy)
+        res = train(path, img_dir, path, img_dir, tmp_path / "run", cfg, log=None)
+    assert not res.interrupted and res.history["bbox_AP50"].notna().all()
+    assert seen["train"] == {48, 96}  # 8 images drawn at random: both sizes (fixed seed)
+    assert seen["eval"] == {SIZE}
+    assert load_detector(tmp_path / "run", device="cpu").model.transform.min_size == (SIZE,)

@@ -44,6 +44,19 @@ def test_one_imgsz_is_the_longest_side_for_every_family():
     assert (loop.min_size, loop.max_size) == (512, 853)
 
 
+def test_train_imgsz_is_multi_scale_training_for_the_rcnns_only():
+    cfg = load_config("smoke", family="fasterrcnn", imgsz=533, train_imgsz="448, 533,640")  # a make PARAMS text
+    assert cfg.train_imgsz == [448, 533, 640] and cfg.rcnn_train_sizes == ((269, 320, 384), 640)
+    loop = cfg.loop_config()
+    assert (loop.min_size, loop.max_size, loop.train_min_sizes, loop.train_max_size) == (320, 533, (269, 320, 384), 640)
+    plain = load_config("smoke", family="maskrcnn", imgsz=533).loop_config()
+    assert (plain.train_min_sizes, plain.train_max_size) == ((), None)
+    with pytest.raises(ValueError, match="ultralytics' own augmentation"):
+        load_config("smoke", family="yolo", train_imgsz=[256, 320])
+    with pytest.raises(ValueError, match="train_imgsz"):
+        load_config("smoke", family="fasterrcnn", train_imgsz=[16])
+
+
 def test_committed_cpu_configs_reproduce_the_curated_runs_sizes(tmp_path, monkeypatch):
     """`CONFIG=configs/detect/x.yaml` works from any folder (papermill runs in notebooks/), and the committed
     CPU configs give the input sizes the curated runs were trained with."""

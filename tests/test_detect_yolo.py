@@ -102,3 +102,10 @@ def test_detectron2_config_from_coco_split(tmp_path):
     cfg = make_config(val_json, val_images, val_json, val_images, tmp_path / "d2", num_classes=2, iterations=2,
                       device="cpu")
     assert cfg.MODEL.ROI_HEADS.NUM_CLASSES == 2 and cfg.SOLVER.MAX_ITER == 2
+    assert (cfg.INPUT.MIN_SIZE_TRAIN, cfg.INPUT.MIN_SIZE_TEST) == ((512,), 512)
+    multi = make_config(val_json, val_images, val_json, val_images, tmp_path / "d2m", num_classes=2, iterations=2,
+                        device="cpu", min_size=320, max_size=533, train_min_sizes=(269, 320, 384), train_max_size=640,
+                        name="multi")
+    assert (multi.INPUT.MIN_SIZE_TRAIN, multi.INPUT.MIN_SIZE_TRAIN_SAMPLING, multi.INPUT.MAX_SIZE_TRAIN) == (
+        (269, 320, 384), "choice", 640)
+    assert (multi.INPUT.MIN_SIZE_TEST, multi.INPUT.MAX_SIZE_TEST) == (320, 533)

@@ -46,6 +46,7 @@ class DetectConfig:
     pretrained: Any = None
     pretrained_backbone: str | None = None
     imgsz: int = 128
+    train_imgsz: list[int] | None = None
     epochs: int = 1
     batch: int = 4
     lr: float = 0.02
@@ -73,6 +74,8 @@ class DetectConfig:
             self.task = "segment" if self.family == "maskrcnn" else "detect"
         if self.model is None and self.family in DEFAULT_MODELS:
             self.model = DEFAULT_MODELS[self.family]
+        if isinstance(self.train_imgsz, str):  # "448,512,576" from a notebook parameter or make PARAMS
+            self.train_imgsz = [int(v) for v in self.train_imgsz.strip("[]() ").replace(" ", "").split(",") if v]
         if self.name is None:
             prefix = "person" if self.classes == "person" else "detector"
             dataset = Path(str(self.dataset)).name
@@ -91,6 +94,12 @@ class DetectConfig:
             problems.append(f"task={self.task!r} is not detect or segment")
         if self.imgsz < 32 or self.epochs < 1 or self.batch < 1:
             problems.append(f"imgsz ({self.imgsz}) must be ≥ 32, epochs ({self.epochs}) and batch ({self.batch}) ≥ 1")
+        if self.train_imgsz:
+            if self.family == "yolo":
+                problems.append("train_imgsz (multi-scale training) is for the R-CNNs; YOLO scales its inputs with "
+                                "ultralytics' own augmentation (ultralytics: {scale: 0.5})")
+            elif any(int(v) < 32 for v in self.train_imgsz):
+                problems.append(f"train_imgsz ({self.train_imgsz}): every size must be ≥ 32")
         if self.precision not in PRECISIONS:
             problems.append(f"precision={self.precision!r} is not one of {PRECISIONS}")
         elif self.backend == "ultralytics" and self.precision == "bf16-mixed":
@@ -109,6 +118,15 @@ class DetectConfig:
         return int(round(self.imgsz * SHORT_SIDE)), int(self.imgsz)
 
     @property
+    def rcnn_train_sizes(self) -> tuple[tuple[int, ...], int]:
+        """Multi-scale training: ``(shorter sides drawn from per image, longest-side cap)`` for
+        ``train_imgsz`` (each size by the rule of :attr:`rcnn_sizes`); ``((), imgsz)`` without it."""
+        if not self.train_imgsz:
+            return (), int(self.imgsz)
+        sizes = [int(v) for v in self.train_imgsz]
+        return tuple(int(round(v * SHORT_SIDE)) for v in sizes), max(sizes)
+
+    @property
     def time_budget_s(self) -> float | None:
         return float(self.time_budget_h) * 3600 if self.time_budget_h else None
 
@@ -117,9 +135,11 @@ class DetectConfig:
         from clothingrec.detect.engine import LIGHT_HEADS, TrainConfig
 
         min_size, max_size = self.rcnn_sizes
+        train_min_sizes, train_max_size = self.rcnn_train_sizes
         return TrainConfig(
             family=self.family, backbone=self.model, epochs=self.epochs, batch=self.batch, lr=self.lr,
             warmup_iters=self.warmup_iters, scheduler=self.scheduler, min_size=min_size, max_size=max_size,
+            train_min_sizes=train_min_sizes, train_max_size=train_max_size if train_min_sizes else None,
             workers=self.workers, device=self.device, precision=self.precision, seed=self.seed,
             pretrained=self.pretrained, pretrained_backbone=self.pretrained_backbone, threads=self.threads,
             max_eval_images=self.max_eval_images, eval_batch=self.eval_batch, time_limit_s=self.time_budget_s,

@@ -52,7 +52,8 @@ def make_config(train_json, train_images, val_json, val_images, out_dir, *, back
                 num_classes: int, iterations: int = 1000, batch: int = 2, lr: float = 0.0025,
                 min_size: int = 512, max_size: int = 853, workers: int = 2, device: str = "cpu",
                 pretrained: bool = False, seed: int = 0, checkpoint_period: int | None = None,
-                precision: str = "auto", light_heads: bool = False, name: str = "clothingrec"):
+                precision: str = "auto", light_heads: bool = False, name: str = "clothingrec",
+                train_min_sizes: tuple = (), train_max_size: int | None = None):
     """A detectron2 config that trains Mask R-CNN on our COCO split (registers the datasets).
 
     ``precision``: ``16-mixed`` turns on detectron2's AMP trainer (fp16 autocast + GradScaler; CUDA only),
@@ -101,8 +102,10 @@ def make_config(train_json, train_images, val_json, val_images, out_dir, *, back
         cfg.MODEL.RPN.PRE_NMS_TOPK_TEST = LIGHT_HEADS["rpn_pre_nms_top_n_test"]
         cfg.MODEL.RPN.POST_NMS_TOPK_TEST = LIGHT_HEADS["rpn_post_nms_top_n_test"]
         cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = LIGHT_HEADS["box_batch_size_per_image"]
-    cfg.INPUT.MIN_SIZE_TRAIN = (int(min_size),)
-    cfg.INPUT.MAX_SIZE_TRAIN = int(max_size)
+    # multi-scale training (train_min_sizes): detectron2 draws one shorter side per image ("choice")
+    cfg.INPUT.MIN_SIZE_TRAIN = tuple(int(v) for v in train_min_sizes) or (int(min_size),)
+    cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING = "choice"
+    cfg.INPUT.MAX_SIZE_TRAIN = int(train_max_size or max_size)
     cfg.INPUT.MIN_SIZE_TEST = int(min_size)
     cfg.INPUT.MAX_SIZE_TEST = int(max_size)
     cfg.SOLVER.IMS_PER_BATCH = int(batch)

@@ -20,6 +20,7 @@ Files: ``history.csv`` (per epoch), ``steps.csv`` (per step), ``checkpoints/``, 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -61,6 +62,10 @@ class TrainConfig:
     gamma: float = 0.1
     min_size: int = 512
     max_size: int = 853
+    #: multi-scale training: shorter sides drawn per image while training (validation and the saved model
+    #: keep ``min_size`` / ``max_size``); ``train_max_size`` caps the longer side then
+    train_min_sizes: tuple = ()
+    train_max_size: int | None = None
     workers: int = 0
     device: str = "auto"
     precision: str = "auto"  # auto | 32-true | 16-mixed | bf16-mixed (clothingrec.device.resolve_precision)
@@ -147,6 +152,21 @@ def _to_device(images, targets, device):
     targets = [{k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in t.items()}
                for t in targets]
     return images, targets
+
+
+@contextlib.contextmanager
+def training_sizes(model, cfg: TrainConfig):
+    """Multi-scale training: while inside, the model's resize draws each image's shorter side from
+    ``cfg.train_min_sizes`` (torchvision picks one per image in train mode); its evaluation sizes after."""
+    transform = model.transform
+    kept = transform.min_size, transform.max_size
+    if cfg.train_min_sizes:
+        transform.min_size = tuple(int(v) for v in cfg.train_min_sizes)
+        transform.max_size = int(cfg.train_max_size or cfg.max_size)
+    try:
+        yield
+    finally:
+        transform.min_size, transform.max_size = kept
 
 
 def train_one_epoch(model, optimizer, scheduler, loader, device, *, epoch: int, global_step: int,
@@ -373,11 +393,12 @@ def train(train_json, train_images, val_json, val_images, out_dir, config: Train
                                              collate_fn=collate, pin_memory=pin,
                                              generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))
         t0 = time.perf_counter()
-        rows, global_step, step_in_epoch, stopped = train_one_epoch(
-            net, optimizer, scheduler, loader, device, epoch=epoch, global_step=global_step,
-            step_in_epoch=step_in_epoch, clip_grad=cfg.clip_grad, max_steps=cfg.max_steps,
-            on_step=on_step, log=log if rank == 0 else None, log_every=cfg.log_every, writer=writer,
-            autocast=amp_dtype, scaler=scaler)
+        with training_sizes(model, cfg):
+            rows, global_step, step_in_epoch, stopped = train_one_epoch(
+                net, optimizer, scheduler, loader, device, epoch=epoch, global_step=global_step,
+                step_in_epoch=step_in_epoch, clip_grad=cfg.clip_grad, max_steps=cfg.max_steps,
+                on_step=on_step, log=log if rank == 0 else None, log_every=cfg.log_every, writer=writer,
+                autocast=amp_dtype, scaler=scaler)
         step_rows.extend(rows)
         if step_in_epoch < epoch_len:
             # interrupted mid-epoch: save the position and stop

@@ -186,6 +186,7 @@ def _train_detectron2(cfg: DetectConfig, data, out: Path, resume: bool):
     from clothingrec.detect.detectron2_backend import make_config, read_metrics, train_detectron2
 
     min_size, max_size = cfg.rcnn_sizes
+    train_min_sizes, train_max_size = cfg.rcnn_train_sizes
     per_epoch = max(1, data.num_images["train"] // cfg.batch)
     iterations = cfg.epochs * per_epoch
     d2cfg = make_config(data.coco_json["train"], data.image_dir["train"], data.coco_json["val"],
@@ -193,7 +194,8 @@ def _train_detectron2(cfg: DetectConfig, data, out: Path, resume: bool):
                         num_classes=len(data.categories), iterations=iterations, batch=cfg.batch, lr=cfg.lr / 8,
                         min_size=min_size, max_size=max_size, device=cfg.device, pretrained=bool(cfg.pretrained),
                         seed=cfg.seed, workers=cfg.workers, checkpoint_period=per_epoch, precision=cfg.precision,
-                        light_heads=cfg.light_heads)
+                        light_heads=cfg.light_heads, train_min_sizes=train_min_sizes,
+                        train_max_size=train_max_size)
     (out / "detectron2").mkdir(parents=True, exist_ok=True)
     (out / "detectron2" / "config.yaml").write_text(d2cfg.dump(), encoding="utf-8")
     category_names = {int(c["id"]): c["name"] for c in data.categories}
