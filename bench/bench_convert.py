@@ -223,15 +223,21 @@ PROFILE_PHASES = [
 
 
 def profile_library(root: Path, out: Path, limit: int) -> dict:
-    """Where the library's time goes: its conversion of the first ``limit`` files in-process (one worker)
-    under cProfile, each function's own time summed by :data:`PROFILE_PHASES` (the rest: "other").
+    """Where the library's time goes: its conversion of the first ``limit`` files in-process (one worker,
+    the tree listed beforehand) under cProfile, each function's own time summed by :data:`PROFILE_PHASES` (the rest: "other").
     Profiling slows Python code more than system calls, so the shares are indicative."""
     import cProfile
     import pstats
 
+    from clothingrec.convert import coco as coco_mod
+    from clothingrec.convert import convert_split, list_entries
+
+    entries = list_entries("deepfashion2", root)[0]["train"][:limit]  # listing the tree is not profiled
     prof = cProfile.Profile()
     prof.enable()
-    library(root, out, workers=1, progress=False, decode=False, limit=limit)
+    convert_split("deepfashion2", "train", entries, coco_mod.df2_categories(), out / "instances_train.json",
+                  detect_dir=out / "labels-detect", segment_dir=out / "labels-segment", workers=1, progress=False,
+                  options={"decode_images": False})
     prof.disable()
     totals: dict[str, float] = {}
     for (path, _, fn), (_, _, own, _, _) in pstats.Stats(prof).stats.items():

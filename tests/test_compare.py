@@ -177,6 +177,17 @@ def test_a_run_with_a_scored_test_part_is_listed_by_its_test_score(tmp_path):
     assert rows == {("yolo-ho", "ccp/test [b174a9ef]"): 0.49, ("frcnn-v", "ccp/val [937ab4a3]"): 0.2}
 
 
+def test_verdict_compares_costs_among_analysed_models_only(tree):
+    """The best run has no analysis record at its size: no "n/a ×" sentence, the analysed ones are compared."""
+    results = tree / "runs" / "results"
+    _write(results / "big" / "metrics.json", _detector("yolo-big", "yolo", "yolov8x", 0.9, 0.95))
+    col = compare.collect_results(results, tree / "runs")
+    analysis = compare.load_analysis_models(results / "analysis" / "analysis.json")
+    text = "\n".join(compare.verdict(compare.classifier_table(col, analysis), compare.detector_table(col, analysis)))
+    assert "best bbox AP 0.900 by yolov8x" in text and "n/a×" not in text and "costs n/a" not in text
+    assert "Cost below among the analysed models" in text
+
+
 def test_smoke_only_verdict_says_so(tmp_path):
     runs = tmp_path / "runs"
     run = runs / "09_train_classifier" / "a"

@@ -423,6 +423,10 @@ def _verdict_kind(df: pd.DataFrame, metric: str, label: str, unit: str, kind: st
              f"({top['run']}; {_fmt(top['GFLOPs'], ' GFLOPs', 2)}, {_fmt(top['params (M)'], ' M params', 2)}, "
              f"{_fmt(top['latency p50 (ms)'], ' ms', 1)} batch-1 CPU latency)."]
     costed = best.dropna(subset=["GFLOPs"])
+    if not _is_number(top["GFLOPs"]) and len(costed) >= 2:
+        top = costed.iloc[0]  # the cost sentences compare analysed models only
+        lines.append(f"Cost below among the analysed models (notebook 11 has no record of the best one at its "
+                     f"size); the most accurate of them: {top['model']} ({_fmt(top[metric], unit, digits)}).")
     if len(costed) >= 2:
         cheap = costed.sort_values("GFLOPs").iloc[0]
         if cheap["model"] != top["model"]:

@@ -72,5 +72,5 @@ def plot_learning_curves(curves: dict[str, pd.DataFrame], ax=None, *, x: str = "
     ax.set_xlabel("CPU core-hours of training" if x == "core_hours" else "hours of training")
     ax.set_ylabel("validation AP50 (per epoch)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)  # beside the curves
     return ax
