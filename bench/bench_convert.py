@@ -224,8 +224,8 @@ PROFILE_PHASES = [
 
 def profile_library(root: Path, out: Path, limit: int) -> dict:
     """Where the library's time goes: its conversion of the first ``limit`` files in-process (one worker,
-    the tree listed beforehand) under cProfile, each function's own time summed by :data:`PROFILE_PHASES` (the rest: "other").
-    Profiling slows Python code more than system calls, so the shares are indicative."""
+    the tree listed beforehand) under cProfile, each function's own time summed by :data:`PROFILE_PHASES`
+    (the rest: "other").  Profiling slows Python code more than system calls, so the shares are indicative."""
     import cProfile
     import pstats
 

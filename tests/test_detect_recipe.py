@@ -55,6 +55,9 @@ def test_train_imgsz_is_multi_scale_training_for_the_rcnns_only():
         load_config("smoke", family="yolo", train_imgsz=[256, 320])
     with pytest.raises(ValueError, match="train_imgsz"):
         load_config("smoke", family="fasterrcnn", train_imgsz=[16])
+    with pytest.raises(ValueError, match="train_imgsz 'big,533'"):
+        load_config("smoke", family="fasterrcnn", train_imgsz="big,533")
+    assert load_config("smoke", family="fasterrcnn", train_imgsz=640).train_imgsz == [640]  # papermill -p 640
 
 
 def test_committed_cpu_configs_reproduce_the_curated_runs_sizes(tmp_path, monkeypatch):

@@ -74,8 +74,13 @@ class DetectConfig:
             self.task = "segment" if self.family == "maskrcnn" else "detect"
         if self.model is None and self.family in DEFAULT_MODELS:
             self.model = DEFAULT_MODELS[self.family]
-        if isinstance(self.train_imgsz, str):  # "448,512,576" from a notebook parameter or make PARAMS
-            self.train_imgsz = [int(v) for v in self.train_imgsz.strip("[]() ").replace(" ", "").split(",") if v]
+        if isinstance(self.train_imgsz, (int, str)) and not isinstance(self.train_imgsz, bool):
+            # "448,533,640" or one number, from a notebook parameter or make PARAMS
+            text = str(self.train_imgsz)
+            try:
+                self.train_imgsz = [int(v) for v in text.strip("[]() ").replace(" ", "").split(",") if v]
+            except ValueError:
+                raise ValueError(f"train_imgsz {text!r}: expected input sizes such as 448,533,640") from None
         if self.name is None:
             prefix = "person" if self.classes == "person" else "detector"
             dataset = Path(str(self.dataset)).name
