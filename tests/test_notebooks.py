@@ -171,3 +171,29 @@ def test_progress_lines_and_heartbeat_while_a_cell_is_silent():
     assert "[03_train_yolo]   epoch 1/3 loss 1.9\n" in out and "loss 2.1" not in out  # last state of a \r line
     assert "[03_train_yolo] … still in cell 4 of 12 (0:00:0" in out, out
     assert "Ending Cell" not in out
+
+
+def test_the_index_headlines_a_runs_test_score_before_its_validation_score_and_names_each_split(tmp_path):
+    run = tmp_path / "runs" / "results" / "detector-tiny-heldout"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"metrics": {"split": "val", "bbox_AP": 0.226, "bbox_AP50": 0.475}}))
+    (run / "test_metrics.json").write_text(json.dumps({"split": "test", "bbox_AP": 0.204, "bbox_AP50": 0.431}))
+    card = nb_runner.describe_run(run, tmp_path / "runs", title=run.name, kind="curated result")
+    assert card["metrics"] == [("test bbox AP", "0.204"), ("test bbox AP50", "0.431"),
+                               ("val bbox AP", "0.226"), ("val bbox AP50", "0.475")]
+    # a record naming no split is shown only when nothing else is; one per split, the first file wins
+    (run / "metrics.json").write_text(json.dumps({"split": "val", "bbox_AP50": 0.9}))
+    (run / "train_summary.json").write_text(json.dumps({"accuracy": 0.5}))
+    card = nb_runner.describe_run(run, tmp_path / "runs", title=run.name, kind="curated result")
+    assert [v for _, v in card["metrics"]] == ["0.204", "0.431", "0.900"]
+    evaluation = tmp_path / "runs" / "results" / "evaluation-tiny"
+    evaluation.mkdir()
+    (evaluation / "results.json").write_text(json.dumps([{"name": "yolo", "split": "test", "bbox_AP50": 0.49}]))
+    card = nb_runner.describe_run(evaluation, tmp_path / "runs", title="e", kind="curated result")
+    assert card["metrics"] == [("yolo · test bbox AP50", "0.490")]
+    pipeline = tmp_path / "runs" / "results" / "pipeline-tiny"
+    pipeline.mkdir()
+    modes = [{"mode": "direct", "bbox_AP50": 0.49}]
+    (pipeline / "metrics.json").write_text(json.dumps({"part": "test", "modes": modes}))
+    card = nb_runner.describe_run(pipeline, tmp_path / "runs", title="p", kind="curated result")
+    assert card["metrics"] == [("direct · test bbox AP50", "0.490")]

@@ -300,6 +300,8 @@ RESULT_TASKS = [("detector-", "detection"), ("evaluation-detectors", "detection"
 # plots shown as thumbnails, in this order (file stems containing these words)
 KEY_PLOTS = ("training_curves", "history", "training", "pr_curves", "confusion_matrix", "predictions",
              "modes", "tradeoffs", "latency", "erf", "samples", "misclassified", "lr_finder")
+#: files whose metrics the index headlines, in this order (a run's held-out test score before its validation one)
+METRICS_FILES = ("test_metrics.json", "metrics.json", "results.json", "run.json", "train_summary.json", "analysis.json")
 HEADLINE = [  # (key in a metrics record, label, format)
     ("bbox_AP", "bbox AP", "{:.3f}"), ("bbox_AP50", "bbox AP50", "{:.3f}"), ("segm_AP", "segm AP", "{:.3f}"),
     ("segm_AP50", "segm AP50", "{:.3f}"), ("accuracy", "accuracy", "{:.1%}"), ("macro_f1", "macro-F1", "{:.3f}"),
@@ -322,24 +324,36 @@ def _fmt_seconds(seconds) -> str:
         return ""
 
 
+def _split_of(record) -> str | None:
+    """The data split a metrics record was measured on (``split`` or ``part``: test, val, ...), if it says."""
+    if isinstance(record, dict):
+        split = record.get("split") or record.get("part")
+        if isinstance(split, str) and split:
+            return split
+    return None
+
+
 def _headline(record, prefix: str = "") -> list[tuple[str, str]]:
-    """Headline metrics of one metrics record (a dict), or of each named row of a list of records."""
+    """Headline metrics of one metrics record (a dict), or of each named row of a list of records; each
+    label names the split the record says it was measured on ("test bbox AP50")."""
     if isinstance(record, list):
         rows = []
         for item in record[:8]:
             if isinstance(item, dict):
                 label = str(item.get("mode") or item.get("name") or item.get("model") or "")
-                rows += _headline(item, f"{label} · " if label else "")
+                rows += _headline(item, f"{prefix}{label} · " if label else prefix)
         return rows
     if not isinstance(record, dict):
         return []
+    split = _split_of(record)
     rows = []
     for key, label, fmt in HEADLINE:
         value = record.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            rows.append((prefix + label, fmt.format(value)))
-    if not rows and isinstance(record.get("modes"), list):
-        rows = _headline(record["modes"], prefix)
+            rows.append((f"{prefix}{split} {label}" if split else prefix + label, fmt.format(value)))
+    if not rows and isinstance(record.get("modes"), list):  # each mode's row carries the record's split
+        rows = _headline([dict(m, split=_split_of(m) or split) if isinstance(m, dict) else m
+                          for m in record["modes"]], prefix)
     return rows
 
 
@@ -420,11 +434,18 @@ def describe_run(run_dir: Path, runs_dir: Path, *, title: str, kind: str, html_d
         card["error"] = where + str(runner.get("error", ""))
     if runner.get("status") == "running":
         card["status"] = "running (or killed)"
-    records = [r for r in (_read_json(run_dir / n) for n in ("run.json", "metrics.json", "train_summary.json",
-                                                               "results.json", "analysis.json")) if r]
+    records = [r for r in (_read_json(run_dir / n) for n in METRICS_FILES) if r]
+    shown: set = set()  # each split's headline once, test first; a record naming no split only if none did
     for record in records:
         metrics = record.get("metrics", record) if isinstance(record, dict) else record
-        card["metrics"] = card["metrics"] or _headline(metrics)
+        splits = {_split_of(m) for m in (metrics if isinstance(metrics, list) else [metrics])}
+        key = tuple(sorted(s or "" for s in splits))
+        if key in shown or (key == ("",) and card["metrics"]):
+            continue
+        rows = _headline(metrics)
+        if rows:
+            card["metrics"] += rows
+            shown.add(key)
     run_record = next((r for r in records if isinstance(r, dict) and "provenance" in r), {})
     prov = run_record.get("provenance") or {}
     summary = _read_json(run_dir / "train_summary.json") or {}
