@@ -285,3 +285,27 @@ def test_results_inside_the_project_are_read_from_any_working_directory(tree, mo
     col = compare.collect_results(tree / "runs" / "results", None)
     assert sorted(r.data["name"] for r in col.results) == ["mask-real", "mnv3-real", "r50-real", "yolo-real"]
     assert any(s.startswith("runs/results/broken/metrics.json: cannot read JSON") for s in col.skipped)
+
+
+def test_a_held_out_rcnn_joins_the_analysis_at_its_shorter_side_with_its_heads(tmp_path):
+    # the recipe's imgsz is an R-CNN's longer side (533: shorter side 320); the run trained with light heads
+    results = tmp_path / "runs" / "results"
+    frcnn = {**_detector("frcnn-ho", "fasterrcnn", "mobilenet_v3_large_fpn", 0.2, 0.43), "imgsz": 533,
+             "dataset": "ccp", "split": "test"}
+    _write(results / "ho" / "test_metrics.json", frcnn)
+    _write(results / "ho" / "run.json", {"task": "detect", "config": {"imgsz": 533, "light_heads": True},
+                                         "metrics": {**frcnn, "split": "val"}})
+    _write(results / "norecord" / "metrics.json", {**frcnn, "name": "frcnn-old", "imgsz": 320})
+    collection = compare.collect_results(results, None)
+    by_name = {r.data["name"]: r.data for r in collection.results}
+    assert by_name["frcnn-ho"]["analysis_imgsz"] == 320 and by_name["frcnn-ho"]["light_heads"] is True
+    assert "analysis_imgsz" not in by_name["frcnn-old"]
+    name = "fasterrcnn_mobilenet_v3_large_fpn"
+    sizes = ((f"{name}@533", 9e9, 300.0, 533), (f"{name}@320", 3e9, 90.0, 320),
+             (f"{name}@320 (light heads)", 2e9, 60.0, 320))
+    analysis = {label: {**_analysis_record(name, macs, 19e6, ms, size), "label": label}
+                for label, macs, ms, size in sizes}
+    assert compare.match_analysis(by_name["frcnn-ho"], analysis)["label"] == f"{name}@320 (light heads)"
+    from clothingrec.analyze.report import specs_from_results
+    (spec,) = specs_from_results([r for r in collection.results if r.data["name"] == "frcnn-ho"])
+    assert spec.key == f"{name}@320 (light heads)" and spec.input_size == 320

@@ -111,6 +111,7 @@ def _read(path: Path, source: str, out: Collection) -> None:
     if problem:
         out.skipped.append(problem)
         return
+    data = rcnn_input(data, Path(path).parent)
     if source != "committed":
         prof = (data.get("provenance") or {}).get("profile")
         source = str(prof) if prof and prof != "smoke" else "smoke"
@@ -118,6 +119,24 @@ def _read(path: Path, source: str, out: Collection) -> None:
     if any(_identity(r.data) == key for r in out.results):
         return  # the same run and figures, already listed (a copy in a sub-folder, or written by another notebook)
     out.results.append(Result(path, source, data))
+
+
+def rcnn_input(data: dict, run_dir: Path) -> dict:
+    """An R-CNN metrics dict with the input its run resized to: ``analysis_imgsz`` (the shorter side, the size
+    notebook 11 analyses an R-CNN at) and ``light_heads``, from the run's recipe config in ``run.json`` beside
+    it (its ``imgsz`` is the longer side).  Other metrics, and runs without a record, come back unchanged."""
+    if data.get("kind") != "detector" or data.get("family") not in ("fasterrcnn", "maskrcnn") \
+            or "analysis_imgsz" in data:
+        return data
+    try:
+        config = json.loads((run_dir / "run.json").read_text(encoding="utf-8")).get("config") or {}
+        long_side = int(config["imgsz"])
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return data
+    from clothingrec.detect.config import SHORT_SIDE
+
+    return {**data, "analysis_imgsz": int(round(long_side * SHORT_SIDE)),
+            "light_heads": bool(config.get("light_heads", data.get("light_heads", False)))}
 
 
 def _identity(data: dict) -> tuple:
@@ -204,7 +223,8 @@ def match_analysis(metrics: dict, analysis: dict) -> dict | None:
     Candidates share the architecture (``model``, then ``family_model``, ``family_backbone``, names
     normalised by :func:`model_key`); among several (the same architecture trained for two tasks, e.g. a
     person detector) the one whose ``dataset`` tag fits the metrics' dataset wins, then the one analysed
-    at the metrics' ``imgsz``.
+    at the metrics' input size (an R-CNN's ``analysis_imgsz``, see :func:`rcnn_input`, else ``imgsz``), then
+    the one with the same heads (``light_heads``).
     """
     if metrics.get("backend") in UNANALYSED_BACKENDS:
         return None  # the same architecture's figures from another implementation would pass for its own
@@ -218,7 +238,8 @@ def match_analysis(metrics: dict, analysis: dict) -> dict | None:
     if family:
         candidates += [f"{family}_{metrics.get('model')}", f"{family}_{metrics.get('backbone')}"]
     dataset = str(metrics.get("dataset") or "").lower()
-    imgsz = metrics.get("imgsz")
+    imgsz = metrics.get("analysis_imgsz") or metrics.get("imgsz")
+    light = metrics.get("light_heads")
     for c in candidates:
         recs = by_arch.get(model_key(c)) if c else None
         if recs:
@@ -226,7 +247,8 @@ def match_analysis(metrics: dict, analysis: dict) -> dict | None:
 
             def score(rec):
                 size = (rec.get("input_size") or [None])[0]
-                return (_dataset_score(rec, dataset), int(size is not None and size == imgsz))
+                heads = light is None or ("light heads" in str(rec.get("label") or rec.get("name"))) == bool(light)
+                return (_dataset_score(rec, dataset), int(size is not None and size == imgsz), int(heads))
             return max(unique, key=score)
     return None
 

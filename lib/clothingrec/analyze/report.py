@@ -310,7 +310,9 @@ def specs_from_results(results: list) -> list[M.ModelSpec]:
     R-CNN ``model`` may be the full name or only the backbone (``family`` completes it).  Without a
     config the number of categories comes from ``per_category`` (R-CNN heads add the background);
     person detectors (``task == "person"`` or a Penn-Fudan dataset) get the ``person`` label.
-    Unknown architectures are skipped.
+    An R-CNN is analysed at its shorter side (``analysis_imgsz``: :func:`clothingrec.compare.rcnn_input`
+    reads it from the run's recipe config, whose ``imgsz`` is the longer side).  Unknown architectures are
+    skipped.
     """
     specs = []
     for item in results:
@@ -323,7 +325,7 @@ def specs_from_results(results: list) -> list[M.ModelSpec]:
             except (OSError, json.JSONDecodeError):
                 config = {}
         try:
-            model, size = str(d["model"]), int(d["imgsz"])
+            model, size = str(d["model"]), int(d.get("analysis_imgsz") or d["imgsz"])
             family = d.get("family")
             if d.get("kind") == "detector" and family in M.RCNN_FAMILIES and not model.startswith(family):
                 model = f"{family}_{model}"
