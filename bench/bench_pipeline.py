@@ -84,8 +84,8 @@ def main(argv=None) -> int:
                                                  imgsz=args.min_size, images=images, detections=args.detections,
                                                  seed=args.seed + 1, workdir=args.workdir)
     trained_person = person_desc.startswith("trained")
-    served_person = serve.fastest_predictor(person, images, backends=serve.person_backends(person), threads=args.threads,
-                                            workdir=args.workdir, rounds=1,
+    served_person = serve.fastest_predictor(person, images, backends=serve.person_backends(person),
+                                            threads=args.threads, workdir=args.workdir, rounds=1,
                                             repeats=1, score_threshold=0.05, log=print)
     # the clothing detector is served on person crops: choose its backend on crops of these photos
     eager_pipe = Pipeline(person, clothing, margin=0.1, person_score_threshold=0.5 if trained_person else 0.0,

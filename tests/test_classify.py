@@ -10,9 +10,18 @@ import torch
 from PIL import Image
 from sklearn.metrics import classification_report, f1_score
 
-from clothingrec.classify import (ClassifierConfig, build_classifier, config_fields, export_weights,
-                                  load_classifier, load_config, predict, resolve_config, to_params)
-from clothingrec.classify import report
+from clothingrec.classify import (
+    ClassifierConfig,
+    build_classifier,
+    config_fields,
+    export_weights,
+    load_classifier,
+    load_config,
+    predict,
+    report,
+    resolve_config,
+    to_params,
+)
 from clothingrec.classify.augment import AugmentParams, eval_batch, train_batch
 from clothingrec.classify.store import build_store
 from clothingrec.datasets.clothing_small import CLASSES, read_split
@@ -52,7 +61,8 @@ def tiny_config(root, **changes) -> ClassifierConfig:
     base = dict(name="tiny", dataset=str(root), imgsz=32, crop_frac=1.0, epochs=3, batch=20, lr=0.01,
                 warmup_epochs=0, weight_decay=0.0, label_smoothing=0.0, sampler="shuffle", aug_scale_min=1.0,
                 aug_ratio=1.0, aug_rotation=0, aug_hflip=0, aug_brightness=0, aug_contrast=0, aug_saturation=0,
-                aug_hue=0, bn_momentum=0.1, precise_bn_batches=4, threads=1, store_workers=1, cache_store=False, device="cpu", lr_find=False)
+                aug_hue=0, bn_momentum=0.1, precise_bn_batches=4, threads=1, store_workers=1, cache_store=False,
+                device="cpu", lr_find=False)
     base.update(changes)
     return load_config(base)
 

@@ -139,7 +139,8 @@ def test_verdict_ranks_within_one_data_split(tmp_path):
     lines = compare.verdict(compare.classifier_table(compare.collect_results(results, None), {}, refs=[]), det)
     text = "\n".join(lines)
     assert "clothing detectors on ccp/test [937ab4a3] (committed runs): best bbox AP 0.200 by yolov8n" in text
-    assert "clothing detectors on ccp/val (split not recorded) (committed runs): best bbox AP 0.300 by fasterrcnn" in text
+    assert ("clothing detectors on ccp/val (split not recorded) (committed runs): "
+            "best bbox AP 0.300 by fasterrcnn") in text
     assert text.index("ccp/test [937ab4a3]") < text.index("ccp/val")  # the split named by its digest first
     test_lines = [line for line in lines if "ccp/test" in line]
     assert not any("0.300" in line for line in test_lines)

@@ -55,4 +55,5 @@ def test_both_recipes_cast_command_line_text_the_same_way():
     assert (det.epochs, det.time_budget_h, det.max_images, det.light_heads) == (3, 0.5, None, False)
     clf = load_classifier_config("smoke", epochs="3", time_budget_h="0.5", train_per_class="null", lr_find="false",
                                  resume=True)
-    assert (clf.epochs, clf.time_budget_h, clf.train_per_class, clf.lr_find, clf.resume) == (3, 0.5, None, False, "true")
+    assert (clf.epochs, clf.time_budget_h, clf.train_per_class, clf.lr_find, clf.resume) == (
+        3, 0.5, None, False, "true")

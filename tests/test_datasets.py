@@ -9,7 +9,9 @@ from PIL import Image
 from scipy.io import savemat
 
 from clothingrec import synthetic
-from clothingrec.datasets import ccp, deepfashion2 as df2, pennfudan as pf
+from clothingrec.datasets import ccp
+from clothingrec.datasets import deepfashion2 as df2
+from clothingrec.datasets import pennfudan as pf
 from clothingrec.datasets.records import image_size, mask_box, mask_polygons
 from clothingrec.paths import CCP, find_dataset
 from clothingrec.splits import ccp_image_ids, ccp_split, seeded_split

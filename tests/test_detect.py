@@ -183,7 +183,8 @@ def test_resume_after_interrupted_epoch_continues_from_saved_step(tmp_path):
 @pytest.mark.slow
 def test_time_budget_ends_at_an_epoch_boundary_with_its_evaluation(tmp_path):
     path, img_dir = write_fixture(tmp_path, n=4)  # 2 steps per epoch
-    res = train(path, img_dir, path, img_dir, tmp_path / "run", tiny_config(epochs=3, time_limit_s=1e-6, eval_every=1, max_eval_images=2), log=None)
+    res = train(path, img_dir, path, img_dir, tmp_path / "run",
+                tiny_config(epochs=3, time_limit_s=1e-6, eval_every=1, max_eval_images=2), log=None)
     assert res.interrupted and res.epoch == 1 and res.global_step == 2  # the first epoch ran whole, no more
     assert list(res.history["epoch"]) == [1] and res.history["bbox_AP50"].notna().all()
     state = torch.load(res.last_checkpoint, weights_only=False)

@@ -17,7 +17,8 @@ from clothingrec.runs import RunRecord
 
 def test_config_merges_default_profile_file_and_parameters(tmp_path):
     smoke = load_config("smoke", family="fasterrcnn", epochs=3, lr=None)
-    assert (smoke.epochs, smoke.lr, smoke.dataset, smoke.backend, smoke.task) == (3, 0.02, "synthetic-df2", "torchvision", "detect")
+    assert (smoke.epochs, smoke.lr, smoke.dataset, smoke.backend, smoke.task) == (
+        3, 0.02, "synthetic-df2", "torchvision", "detect")
     yolo = load_config("smoke", family="yolo")
     assert (yolo.backend, yolo.model, yolo.epochs, yolo.batch) == ("ultralytics", "yolov8n", 2, 8)  # yolo-smoke.yaml
     assert load_config("smoke", family="maskrcnn").task == "segment"
@@ -67,7 +68,8 @@ def test_committed_cpu_configs_reproduce_the_curated_runs_sizes(tmp_path, monkey
     for family in ("fasterrcnn", "maskrcnn"):
         by_root = load_config("smoke", f"configs/detect/{family}-ccp-cpu.yaml")
         assert by_root == load_config("smoke", f"{family}-ccp-cpu.yaml")
-        assert (by_root.family, by_root.dataset, by_root.light_heads, by_root.rcnn_sizes) == (family, "ccp", True, (320, 533))
+        assert (by_root.family, by_root.dataset, by_root.light_heads, by_root.rcnn_sizes) == (
+            family, "ccp", True, (320, 533))
         assert 0 < by_root.time_budget_h <= 1
     person = load_config("smoke", "person-ccp-cpu").loop_config()
     stored = json.loads((RESULTS_DIR / "person-fasterrcnn-ccp" / "train_config.json").read_text())["config"]
@@ -123,7 +125,8 @@ def test_fit_writes_one_run_record_that_evaluation_and_loading_read(tmp_path):
     cfg = load_config("smoke", classes="person", epochs=1, imgsz=96, max_images=8, batch=2, threads=2)
     run = fit(cfg, tmp_path / "run", log=None)
     record = RunRecord.load(tmp_path / "run")
-    assert (record.task, record.family, record.classes, record.category_ids) == ("detect", "fasterrcnn", ["person"], [1])
+    assert (record.task, record.family, record.classes, record.category_ids) == (
+        "detect", "fasterrcnn", ["person"], [1])
     assert record.weights == "checkpoints/best.pt" and record.imgsz == 96
     assert record.split["val"]["images"] == len(run.predictions.per_image) > 0
     assert record.config["classes"] == "person" and record.provenance["epochs_run"] == 1

@@ -78,7 +78,9 @@ def test_yolo_trains_predicts_and_scores_through_the_one_evaluation(tmp_path):
     if preds.results:
         gt = COCO(str(val_json))
         direct = COCOeval(gt, gt.loadRes(preds.results), "bbox")
-        direct.evaluate(); direct.accumulate(); direct.summarize()
+        direct.evaluate()
+        direct.accumulate()
+        direct.summarize()
         assert evals["bbox"].stats["AP50"] == pytest.approx(float(direct.stats[1]), abs=1e-12)
     native = native_val(run.best, data_yaml, imgsz=64, batch=4, device="cpu")
     # AP at every IoU in 0.5:0.95 is at most AP at 0.5, so their mean is too (a swapped or mis-read key fails)

@@ -287,7 +287,8 @@ def test_learning_curve_reads_every_backend_history_as_core_hours(tmp_path):
         "bbox_AP50": [0.2, None, 0.4], "segm_AP50": [0.1, None, 0.3]}, threads=2))
     # the epoch without an evaluation is dropped, its time still counts
     assert rcnn["epoch"].tolist() == [1, 3] and rcnn["hours"].tolist() == pytest.approx([1.0, 10200 / 3600])
-    assert rcnn["core_hours"].tolist() == pytest.approx([2.0, 10200 / 1800]) and rcnn["segm_AP50"].tolist() == [0.1, 0.3]
+    assert (rcnn["core_hours"].tolist() == pytest.approx([2.0, 10200 / 1800])
+            and rcnn["segm_AP50"].tolist() == [0.1, 0.3])
     gpu = learning_curve(_curve_run(tmp_path, "fasterrcnn", {"epoch": [1], "train_seconds": [360.0],
                                                              "bbox_AP50": [0.5]}, threads=8, device="cuda:0"))
     assert gpu["core_hours"].tolist() == gpu["hours"].tolist() == [0.1]  # an accelerator run is not scaled

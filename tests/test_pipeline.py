@@ -6,9 +6,8 @@ import json
 import numpy as np
 import pytest
 
+from clothingrec.pipeline import Pipeline, evaluate_modes, latency_summary, nms_per_class, pad_box, to_image_coordinates
 from clothingrec.structures import Detections, Predictor
-from clothingrec.pipeline import (Pipeline, evaluate_modes, latency_summary, nms_per_class, pad_box,
-                                  to_image_coordinates)
 
 RED = (220, 20, 20)
 

@@ -5,15 +5,14 @@ import math
 
 import pytest
 import torch
+from test_classify import CLASSES, make_dataset, tiny_config, train
 from torch.nn import functional as F
 
 from clothingrec.classify.augment import AugmentParams, train_batch
-from clothingrec.classify.config import load_config
 from clothingrec.classify.inference import load_classifier
 from clothingrec.classify.models import build_classifier, load_matching
 from clothingrec.classify.module import ClassifierModule
 from clothingrec.classify.simclr import SimCLRModule, knn_predict, nt_xent
-from test_classify import CLASSES, make_dataset, tiny_config, train
 
 torch.set_num_threads(1)
 
@@ -53,7 +52,8 @@ def test_grayscale_augmentation_draws_only_when_on():
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     pixels = on * std + mean
-    assert torch.allclose(pixels[:, 0], pixels[:, 1], atol=1e-5) and torch.allclose(pixels[:, 1], pixels[:, 2], atol=1e-5)
+    assert (torch.allclose(pixels[:, 0], pixels[:, 1], atol=1e-5)
+            and torch.allclose(pixels[:, 1], pixels[:, 2], atol=1e-5))
     off = [train_batch(images, 16, AugmentParams(grayscale=0.0), channels_last=False,
                        generator=torch.Generator().manual_seed(1)) for _ in range(2)]
     assert torch.equal(off[0], off[1])
@@ -129,8 +129,9 @@ def test_distillation_student_follows_its_teachers_and_stores_none_of_them(tmp_p
 
     root = make_dataset(tmp_path / "data", per_class=6)
     teacher = train(tiny_config(root, epochs=6, imgsz=32, lr=0.003), tmp_path / "teacher")
-    student_cfg = tiny_config(root, epochs=6, imgsz=32, lr=0.003, teachers=f"{tmp_path / 'teacher'}, {teacher.weights_path}",
-                              distill_weight=1.0, distill_temperature=1.0, seed=3)
+    student_cfg = tiny_config(root, epochs=6, imgsz=32, lr=0.003,
+                              teachers=f"{tmp_path / 'teacher'}, {teacher.weights_path}", distill_weight=1.0,
+                              distill_temperature=1.0, seed=3)
     assert student_cfg.teacher_list == [str(tmp_path / "teacher"), str(teacher.weights_path)]
     student = train(student_cfg, tmp_path / "student")
     hist = student.history()

@@ -38,7 +38,8 @@ def test_committed_lookup_per_role_and_family(tmp_path):
     assert zoo.committed("classifier", root=tmp_path) == tmp_path / "classifier-resnet50-x" / "resnet50.ckpt"
     (preferred / "mobilenet_v3_small.pt").write_bytes(b"")
     assert zoo.committed("classifier", root=tmp_path) == preferred / "mobilenet_v3_small.pt"
-    assert zoo.committed("classifier", "resnet50", root=tmp_path) == tmp_path / "classifier-resnet50-x" / "resnet50.ckpt"
+    assert zoo.committed("classifier", "resnet50", root=tmp_path) == (
+        tmp_path / "classifier-resnet50-x" / "resnet50.ckpt")
     with pytest.raises(ValueError, match="unknown role"):
         zoo.resolve("garment-detector", "untrained")
 

@@ -367,9 +367,9 @@ def _num(v):
 CLASSIFIER_COLUMNS = ["model", "run", "source", "from", "dataset", "accuracy (%)", "macro-F1 (%)", "GMACs", "GFLOPs",
                       "params (M)", "latency p50 (ms)", "latency p95 (ms)", "throughput (img/s)", "analysed at",
                       "note"]
-DETECTOR_COLUMNS = ["model", "family", "task", "run", "source", "from", "dataset", "bbox AP", "bbox AP50", "segm AP", "segm AP50",
-                    "GMACs", "GFLOPs", "params (M)", "latency p50 (ms)", "latency p95 (ms)", "throughput (img/s)",
-                    "analysed at", "note"]
+DETECTOR_COLUMNS = ["model", "family", "task", "run", "source", "from", "dataset", "bbox AP", "bbox AP50", "segm AP",
+                    "segm AP50", "GMACs", "GFLOPs", "params (M)", "latency p50 (ms)", "latency p95 (ms)",
+                    "throughput (img/s)", "analysed at", "note"]
 _SOURCE_ORDER = {"committed": 0, "reference": 9}
 
 

@@ -20,8 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from clothingrec.paths import (CCP, CLOTHING_SMALL, DATA_DIR, DEEPFASHION2, PENNFUDAN,
-                               SHARED_DATASETS, SYNTHETIC_DIR)
+from clothingrec.paths import CCP, CLOTHING_SMALL, DATA_DIR, DEEPFASHION2, PENNFUDAN, SHARED_DATASETS, SYNTHETIC_DIR
 
 #: public origins and the commits the shared copies were taken from (see their SOURCE.md)
 ORIGINS = {

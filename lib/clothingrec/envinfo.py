@@ -7,8 +7,15 @@ import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from clothingrec.paths import (CCP, CLOTHING_SMALL, DATA_DIR, DEEPFASHION2, PENNFUDAN,
-                               PROJECT_ROOT, SYNTHETIC_DIR, find_dataset)
+from clothingrec.paths import (
+    CCP,
+    CLOTHING_SMALL,
+    DEEPFASHION2,
+    PENNFUDAN,
+    PROJECT_ROOT,
+    SYNTHETIC_DIR,
+    find_dataset,
+)
 
 PACKAGES = ("torch", "torchvision", "ultralytics", "lightning", "torchmetrics", "timm", "pycocotools",
             "numpy", "pandas", "scikit-learn", "matplotlib", "seaborn", "papermill", "nbval",

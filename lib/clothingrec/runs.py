@@ -105,7 +105,7 @@ class RunRecord:
         return path
 
     @classmethod
-    def load(cls, run_dir) -> "RunRecord":
+    def load(cls, run_dir) -> RunRecord:
         path = Path(run_dir)
         path = path if path.name == RUN_FILE else path / RUN_FILE
         if not path.is_file():

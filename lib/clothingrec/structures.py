@@ -9,8 +9,9 @@
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -49,7 +50,7 @@ class Detections:
     def __len__(self) -> int:
         return len(self.scores)
 
-    def select(self, keep) -> "Detections":
+    def select(self, keep) -> Detections:
         """The detections at ``keep``: a boolean mask or integer indices (in that order)."""
         keep = np.asarray(keep)
         if keep.dtype != bool:
@@ -57,11 +58,11 @@ class Detections:
         return Detections(self.boxes_xyxy[keep], self.labels[keep], self.scores[keep],
                           None if self.masks is None else self.masks[keep])
 
-    def filter(self, score_threshold: float) -> "Detections":
+    def filter(self, score_threshold: float) -> Detections:
         """Those scoring at least ``score_threshold``."""
         return self.select(self.scores >= score_threshold)
 
-    def top(self, k: int) -> "Detections":
+    def top(self, k: int) -> Detections:
         """The ``k`` best-scoring, best first."""
         return self.select(np.argsort(-self.scores, kind="stable")[:max(0, int(k))])
 
@@ -71,8 +72,8 @@ class Detections:
         return cls(np.zeros((0, 4)), np.zeros(0), np.zeros(0), masks)
 
     @classmethod
-    def concatenate(cls, parts: Sequence["Detections"], height: int, width: int,
-                    with_masks: bool) -> "Detections":
+    def concatenate(cls, parts: Sequence[Detections], height: int, width: int,
+                    with_masks: bool) -> Detections:
         """One image's detections from several parts (missing masks become empty ones)."""
         if not parts:
             return cls.empty(height, width, with_masks=with_masks)

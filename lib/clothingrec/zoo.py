@@ -206,10 +206,11 @@ def untrained_detector(family: str = "fasterrcnn", backbone: str = BACKBONE, *, 
     """A seeded untrained torchvision detector behind :class:`~clothingrec.detect.TorchvisionPredictor`.
 
     ``categories``: names of COCO ids 1.. (default DeepFashion2's 13); ``max_size`` defaults to the
-    longest side that the detection config's ``imgsz`` rule pairs with ``min_size``.  Given ``images``, BatchNorm of the backbone is re-estimated on them (through the
-    model's own resize).  ``logit_scale`` multiplies the class-score layer: its default initialisation
-    gives every class ~1/K (scores tied), which makes any comparison of rankings meaningless; scaled
-    (e.g. 10), scores spread like a trained model's.  ``model_kwargs`` go to ``build_detector``.
+    longest side that the detection config's ``imgsz`` rule pairs with ``min_size``.  Given ``images``, BatchNorm
+    of the backbone is re-estimated on them (through the model's own resize).  ``logit_scale`` multiplies the
+    class-score layer: its default initialisation gives every class ~1/K (scores tied), which makes any
+    comparison of rankings meaningless; scaled (e.g. 10), scores spread like a trained model's.  ``model_kwargs``
+    go to ``build_detector``.
     """
     from clothingrec.datasets.deepfashion2 import CATEGORIES
     from clothingrec.detect import TorchvisionPredictor, build_detector

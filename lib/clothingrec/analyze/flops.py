@@ -35,7 +35,6 @@ import re
 import warnings
 from dataclasses import dataclass, field
 
-import torch
 from torch import nn
 
 #: fvcore operator names that are multiply-accumulate heavy (conv / matmul family)
@@ -174,12 +173,12 @@ def count_thop(workloads: list[Workload]) -> CountResult:
         total += float(macs)
         mods = dict(module.named_modules())
 
-        def walk(tree, prefix=""):
+        def walk(tree, prefix="", mods=mods, w=w):
             nonlocal core
             for name, (ops, _p, sub) in tree.items():
                 path = _join(prefix, name)
                 if sub:
-                    walk(sub, path)
+                    walk(sub, path, mods, w)
                     continue
                 m = mods.get(path)
                 if m is None or any(m.children()):

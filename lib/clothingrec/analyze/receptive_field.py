@@ -52,7 +52,7 @@ class RF:
     global_: bool = False                 # the tensor itself pools the whole image (no spatial field)
     global_context: bool = False          # a local map modulated by a global branch (SE gates)
 
-    def apply(self, kernel, stride, dilation=(1, 1)) -> "RF":
+    def apply(self, kernel, stride, dilation=(1, 1)) -> RF:
         r = tuple(self.r[i] + (dilation[i] * (kernel[i] - 1)) * self.j[i] for i in range(2))
         j = tuple(self.j[i] * stride[i] for i in range(2))
         return RF(r, j, self.global_, self.global_context)

@@ -106,7 +106,6 @@ def analyze_model(spec: M.ModelSpec, settings: Settings | None = None, *, erf_im
     regular = [(k, v) for k, v in rf.targets.items() if "[pool]" not in k]
     if regular:
         final_name, final = regular[-1]
-    torchscan_layers = counts.get("_layers") or []
     seq = None
     if spec.family == "classifier":
         try:
@@ -195,8 +194,9 @@ def analyze_model(spec: M.ModelSpec, settings: Settings | None = None, *, erf_im
                                  "throughput_batch": lat_acc.get("throughput", {}).get("batch"),
                                  "images_per_s": lat_acc.get("throughput", {}).get("images_per_s"),
                                  "device": lat_acc["device"], "gpu": lat_acc.get("gpu")}
-    return ModelAnalysis(spec=spec, record=record, layers=F.layer_table(counts), cross_check=F.cross_check_table(counts),
-                         rf_layers=rf.table(), erf_heat=None if erf is None else erf["heat"], timings=timings)
+    return ModelAnalysis(spec=spec, record=record, layers=F.layer_table(counts),
+                         cross_check=F.cross_check_table(counts), rf_layers=rf.table(),
+                         erf_heat=None if erf is None else erf["heat"], timings=timings)
 
 
 def _latency(spec, model, device, settings: Settings) -> dict:
@@ -287,8 +287,9 @@ def summary_table(analyses: list[ModelAnalysis]):
 PROFILES = {
     "smoke": {
         # the smoke trainings' models at their sizes (R-CNNs with the CPU light heads they train with)
-        "models": ["mobilenet_v3_small@112", "resnet50@112", "yolov8n@128", "fasterrcnn_mobilenet_v3_large_fpn@128+light",
-                   "maskrcnn_mobilenet_v3_large_fpn@128+light", "person:fasterrcnn_mobilenet_v3_large_fpn@192+light"],
+        "models": ["mobilenet_v3_small@112", "resnet50@112", "yolov8n@128",
+                   "fasterrcnn_mobilenet_v3_large_fpn@128+light", "maskrcnn_mobilenet_v3_large_fpn@128+light",
+                   "person:fasterrcnn_mobilenet_v3_large_fpn@192+light"],
         "settings": dict(repeats=3, warmup=1, throughput_batch=2, throughput_repeats=1, erf_images=2, threads=1,
                          max_seconds=5.0),
     },

@@ -9,8 +9,7 @@ Public API:
 
 Lightning is imported only when training is used (``train``, ``ClassifierModule``, ``ClothingDataModule``).
 """
-from clothingrec.classify.config import (ClassifierConfig, config_fields, load_config, resolve_config,
-                                         to_params)
+from clothingrec.classify.config import ClassifierConfig, config_fields, load_config, resolve_config, to_params
 from clothingrec.classify.inference import ImageClassifier, export_weights, load_classifier, predict
 from clothingrec.classify.models import build_classifier, count_parameters
 

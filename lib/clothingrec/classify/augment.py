@@ -34,7 +34,7 @@ class AugmentParams:
     grayscale: float = 0.0  # probability that an image is turned to gray (after the colour jitter)
 
     @classmethod
-    def from_config(cls, cfg) -> "AugmentParams":
+    def from_config(cls, cfg) -> AugmentParams:
         return cls(cfg.aug_scale_min, cfg.aug_ratio, cfg.aug_hflip, cfg.aug_rotation,
                    cfg.aug_brightness, cfg.aug_contrast, cfg.aug_saturation, cfg.aug_hue, cfg.aug_grayscale)
 

@@ -85,8 +85,10 @@ class ClassifierConfig:
     aug_saturation: float = 0.3
     aug_hue: float = 0.03                  # fraction of a full turn
     aug_grayscale: float = 0.0             # probability of turning an image gray
-    mixup_alpha: float = 0.0               # mixup: λ ~ Beta(α, α) blends two images and their targets; 0: off
-    cutmix_alpha: float = 0.0              # cutmix: a box of area 1-λ (λ ~ Beta(α, α)) pasted from another image; 0: off
+    mixup_alpha: float = 0.0               # mixup: λ ~ Beta(α, α) blends two images and their targets;
+                                           # 0: off
+    cutmix_alpha: float = 0.0              # cutmix: a box of area 1-λ (λ ~ Beta(α, α)) pasted from another image;
+                                           # 0: off
     mix_prob: float = 1.0                  # probability that a batch is mixed (cutmix or mixup, 50/50 when both on)
     # --- precision, averaging, schedule control ----------------------------------------------
     precision: str = "auto"                # auto: 32-true on CPU, bf16-mixed/16-mixed on GPU; or any Lightning value
@@ -101,8 +103,9 @@ class ClassifierConfig:
     monitor: str = "val_macro_f1"          # checkpoint / early-stopping metric (monitor_mode: val_loss minimised)
     patience: int = 0                      # early stopping patience in validation epochs; 0: off
     time_budget_h: float | None = None     # stop at the last epoch end that fits in this many hours (per sitting)
-    schedule_time: bool = True             # with time_budget_h: cosine progress also follows wall time so the LR reaches
-                                           # its floor on time (one sitting); false: by optimizer steps over ``epochs``
+    schedule_time: bool = True             # with time_budget_h: cosine progress also follows wall time so the LR
+                                           # reaches its floor on time (one sitting); false: by optimizer steps over
+                                           # ``epochs``
     resume: str | None = None              # continue a run: its folder, a .ckpt, or true (output_dir's last.ckpt)
     # --- hardware ----------------------------------------------------------------------------
     device: str = "auto"
@@ -131,14 +134,14 @@ class ClassifierConfig:
             Path(path).write_text(text, encoding="utf-8")
         return text
 
-    def replace(self, **changes) -> "ClassifierConfig":
+    def replace(self, **changes) -> ClassifierConfig:
         return dataclasses.replace(self, **_typed(changes))
 
     @property
     def teacher_list(self) -> list[str]:
         return [t.strip() for t in (self.teachers or "").split(",") if t.strip()]
 
-    def validate(self) -> "ClassifierConfig":
+    def validate(self) -> ClassifierConfig:
         problems = []
         if self.imgsz < 32:
             problems.append(f"imgsz={self.imgsz} is below 32")

@@ -74,7 +74,7 @@ def curate(train_run: Path, eval_run: Path, command: str, eval_command: str, nam
     cfg = summary["config"]
     text = [
         f"# {name}", "",
-        f"Curated {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC from `{train_run.relative_to(PROJECT_ROOT)}` "
+        f"Curated {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC from `{train_run.relative_to(PROJECT_ROOT)}` "
         f"and `{eval_run.relative_to(PROJECT_ROOT)}`.", "",
         "## Commands", "", "```", command, eval_command, "```", "",
         "## Code", "",
@@ -90,7 +90,8 @@ def curate(train_run: Path, eval_run: Path, command: str, eval_command: str, nam
         "## Timing", "",
         f"- training started {summary.get('started')}, ended {summary.get('ended')}, wall "
         f"{(ended - started).total_seconds() / 60:.1f} min" if started and ended else "- times unavailable",
-        f"- fit {summary['fit_seconds'] / 60:.1f} min, {summary['epochs_run']} epochs, stopped: {summary['stopped_reason']}",
+        f"- fit {summary['fit_seconds'] / 60:.1f} min, {summary['epochs_run']} epochs, "
+        f"stopped: {summary['stopped_reason']}",
         f"- training throughput {summary['train_images_per_s']:.1f} images/s ({cfg['imgsz']} px, batch {cfg['batch']})",
         f"- one-time image store build {summary['store_seconds']:.1f} s", "",
         "## Selection and result", "",

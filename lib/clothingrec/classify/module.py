@@ -1,4 +1,5 @@
-"""LightningModule: backbone by name, label-smoothed cross-entropy (mixup/cutmix on soft targets), class-balanced metrics."""
+"""LightningModule: backbone by name, label-smoothed cross-entropy (mixup/cutmix on soft targets),
+class-balanced metrics."""
 from __future__ import annotations
 
 import math

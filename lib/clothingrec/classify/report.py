@@ -434,15 +434,16 @@ def plot_history(history: pd.DataFrame):
 
 # ---- ablation -------------------------------------------------------------------------------------
 #: the training choices an ablation row shows (config fields), in the order they are listed
-ABLATION_LEVERS = ("objective", "model", "pretrained", "init_weights", "teachers", "imgsz", "sampler", "scheduler", "lr",
-                   "label_smoothing", "mixup_alpha", "cutmix_alpha", "mix_prob", "averaging", "extra_train")
+ABLATION_LEVERS = ("objective", "model", "pretrained", "init_weights", "teachers", "imgsz", "sampler", "scheduler",
+                   "lr", "label_smoothing", "mixup_alpha", "cutmix_alpha", "mix_prob", "averaging", "extra_train")
 
 
 def ablation_table(run_dirs: Sequence[str | Path], levers: Sequence[str] = ABLATION_LEVERS) -> pd.DataFrame:
     """One row per classifier run (a ``09_train_classifier`` folder or its curated copy): the training choices
     that differ between the runs, what the run got to spend (epochs, fit minutes, images/s) and its best
     **validation** accuracy and macro-F1 from its per-epoch history.  Test numbers are not shown: the levers
-    are chosen on validation (a self-supervised run's are its k-NN scores).  A run without ``train_summary.json`` or ``history.csv`` raises, naming the file."""
+    are chosen on validation (a self-supervised run's are its k-NN scores).  A run without
+    ``train_summary.json`` or ``history.csv`` raises, naming the file."""
     rows = []
     for run in map(Path, run_dirs):
         summary_file, history_file = run / "train_summary.json", run / "history.csv"

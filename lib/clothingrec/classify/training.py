@@ -30,8 +30,7 @@ from typing import Any
 import lightning as L
 import pandas as pd
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.callbacks import WeightAveraging
+from lightning.pytorch.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint, WeightAveraging
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.optim.swa_utils import get_ema_multi_avg_fn
@@ -265,7 +264,8 @@ class TrainResult:
                 "fit_seconds": self.fit_seconds, "store_seconds": self.store_seconds, "params": self.params,
                 "precision": self.precision, "device": self.device, "lr_used": self.lr_used,
                 "batch_found": self.batch_found, "resumed_from": self.resumed_from, "global_step": self.global_step,
-                "started": self.started, "ended": self.ended, "counts": self.counts, "skipped": [list(s) for s in self.skipped],
+                "started": self.started, "ended": self.ended, "counts": self.counts,
+                "skipped": [list(s) for s in self.skipped],
                 "config": self.config.to_dict()}
 
 
@@ -319,10 +319,10 @@ def _git(*args: str) -> str:
         return f"unavailable ({exc})"
 
 
-def provenance(result: "TrainResult | None" = None, command: str | None = None) -> dict[str, Any]:
+def provenance(result: TrainResult | None = None, command: str | None = None) -> dict[str, Any]:
     """Where a result comes from: git commit and status, hardware, threads, times, selection rule."""
-    from clothingrec.envinfo import cpu_model
     from clothingrec.device import cpu_count
+    from clothingrec.envinfo import cpu_model
 
     status = _git("status", "--short")
     info: dict[str, Any] = {
@@ -331,10 +331,11 @@ def provenance(result: "TrainResult | None" = None, command: str | None = None) 
         "cpu": cpu_model(), "cores": cpu_count(), "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__, "lightning": L.__version__, "python": platform.python_version(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "written": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "written": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     if result is not None:
-        info.update({"started": result.started, "ended": result.ended, "selected_on": f"validation {result.monitor} (best epoch {result.best_epoch})",
+        info.update({"started": result.started, "ended": result.ended,
+                     "selected_on": f"validation {result.monitor} (best epoch {result.best_epoch})",
                      "best_val_score": result.best_score, "epochs_run": result.epochs_run,
                      "stopped": result.stopped_reason, "train_images_per_s": round(result.train_images_per_s, 2),
                      "fit_seconds": round(result.fit_seconds, 1), "precision": result.precision,
@@ -390,7 +391,7 @@ def find_batch_size(cfg: ClassifierConfig, module: ClassifierModule, dm: Clothin
 def train(cfg: ClassifierConfig, output_dir: str | Path, enable_progress_bar: bool = False,
           extra_callbacks: list[Callback] | None = None, module: ClassifierModule | None = None) -> TrainResult:
     """Fit ``cfg`` into ``output_dir``; return where the best checkpoint and exported weights are."""
-    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     output_dir = prepare_run_folder(output_dir)
     cfg.validate()
     cfg.to_yaml(output_dir / "config.yaml")
@@ -487,7 +488,7 @@ def train(cfg: ClassifierConfig, output_dir: str | Path, enable_progress_bar: bo
         stopped_reason=reason, train_images_per_s=callbacks["throughput"].images_per_s, fit_seconds=fit_seconds,
         store_seconds=store_seconds, params=count_parameters(module.model), precision=precision,
         device=str(device), lr_used=float(module.lr), lr_finder=lr_finder, skipped=dm.skipped(), counts=counts,
-        started=started, ended=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        started=started, ended=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         batch_found=batch_found, resumed_from=str(ckpt_path) if ckpt_path else None,
         global_step=int(trainer.global_step))
     (output_dir / "train_summary.json").write_text(json.dumps(result.summary(), indent=2, default=str))

@@ -94,8 +94,8 @@ class ConversionReport:
             return re.sub(r"-?\d+(\.\d+)?", "N", reason)[:80]
 
         kinds = Counter((i.level, i.field.split("[")[0], kind(i.reason)) for i in self.skipped)
-        return pd.DataFrame([{"level": l, "field": f, "reason": r, "count": n}
-                             for (l, f, r), n in sorted(kinds.items())])
+        return pd.DataFrame([{"level": lvl, "field": f, "reason": r, "count": n}
+                             for (lvl, f, r), n in sorted(kinds.items())])
 
     def pretty(self, max_rows: int = 20) -> str:
         lines = [f"conversion report: {self.dataset}"] + [f"  note: {n}" for n in self.notes]
@@ -131,7 +131,8 @@ class ConversionReport:
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "report.json").write_text(json.dumps(self.as_dict(), indent=1, allow_nan=False) + "\n", encoding="utf-8")
+        (folder / "report.json").write_text(json.dumps(self.as_dict(), indent=1, allow_nan=False) + "\n",
+                                            encoding="utf-8")
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(COLUMNS)
@@ -141,7 +142,7 @@ class ConversionReport:
         (folder / "report.txt").write_text(self.pretty(max_rows=10**9) + "\n", encoding="utf-8")
 
     @classmethod
-    def load(cls, folder: str | Path) -> "ConversionReport":
+    def load(cls, folder: str | Path) -> ConversionReport:
         data = json.loads((Path(folder) / "report.json").read_text(encoding="utf-8"))
         return cls(dataset=data["dataset"], images_in=data["images_in"], images_out=data["images_out"],
                    annotations_out=data["annotations_out"], per_category=data["per_category"],

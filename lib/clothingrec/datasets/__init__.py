@@ -8,5 +8,11 @@
 
 Converters to COCO / YOLO live in :mod:`clothingrec.convert`.
 """
-from clothingrec.datasets.records import (ImageRecord, ImageSkipped, Issue, ObjectRecord,  # noqa: F401
-                                          ReadResult, image_size)
+from clothingrec.datasets.records import (  # noqa: F401
+                                          ImageRecord,
+                                          ImageSkipped,
+                                          Issue,
+                                          ObjectRecord,
+                                          ReadResult,
+                                          image_size,
+)

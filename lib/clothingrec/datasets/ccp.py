@@ -26,8 +26,18 @@ from pathlib import Path
 
 import numpy as np
 
-from clothingrec.datasets.records import (ImageRecord, ImageSkipped, Issue, ObjectRecord, ReadResult,
-                                          decoded_size, image_error, image_size, mask_box, mask_polygons)
+from clothingrec.datasets.records import (
+    ImageRecord,
+    ImageSkipped,
+    Issue,
+    ObjectRecord,
+    ReadResult,
+    decoded_size,
+    image_error,
+    image_size,
+    mask_box,
+    mask_polygons,
+)
 
 #: garment group → (CCP label names, DeepFashion2 category ids it stands for)
 GARMENT_GROUPS: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {
@@ -154,11 +164,13 @@ def read_image(photo_path: str | Path, mat_path: str | Path, split: str = "",
         try:
             gt = load_label_map(mat_path)
         except Exception as exc:  # noqa: BLE001 - scipy raises many kinds on corrupt files
-            raise ImageSkipped(Issue(mfile, "", "groundtruth", f"unreadable label map ({exc})", split, "image"))
+            raise ImageSkipped(Issue(mfile, "", "groundtruth", f"unreadable label map ({exc})", split,
+                                     "image")) from exc
         try:
             width, height = (decoded_size if decode else image_size)(photo_path)
         except ValueError as exc:
-            raise ImageSkipped(Issue(f"photos/{photo_path.name}", "", "image", image_error(exc), split, "image"))
+            raise ImageSkipped(Issue(f"photos/{photo_path.name}", "", "image", image_error(exc), split,
+                                     "image")) from exc
         if gt.ndim != 2 or gt.shape != (height, width):
             raise ImageSkipped(Issue(mfile, "", "groundtruth", f"label map shape {gt.shape} does not match "
                                      f"the {width}x{height} photo", split, "image"))
@@ -203,7 +215,7 @@ def read_image(photo_path: str | Path, mat_path: str | Path, split: str = "",
     return ReadResult(record, issues, items_in)
 
 
-def label_statistics(mat_paths) -> "pandas.DataFrame":  # noqa: F821
+def label_statistics(mat_paths) -> pandas.DataFrame:  # noqa: F821
     """Per CCP label: images where it appears, pixel share of labelled pixels, and its garment group.
 
     Shows which labels the garment mapping keeps and how much of the labelled area it leaves out.
@@ -229,7 +241,7 @@ def label_statistics(mat_paths) -> "pandas.DataFrame":  # noqa: F821
     return frame.iloc[1:].sort_values(["images", "label"], ascending=[False, True]).reset_index(drop=True)
 
 
-def mapping_table() -> "pandas.DataFrame":  # noqa: F821
+def mapping_table() -> pandas.DataFrame:  # noqa: F821
     """The garment groups: CCP labels they merge and the DeepFashion2 categories they stand for."""
     import pandas as pd
 

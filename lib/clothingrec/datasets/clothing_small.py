@@ -59,7 +59,7 @@ class SplitIndex:
         counts = Counter(r.class_name for r in self.records)
         return {c: counts.get(c, 0) for c in self.classes}
 
-    def subset(self, per_class: int | None, seed: int = 0) -> "SplitIndex":
+    def subset(self, per_class: int | None, seed: int = 0) -> SplitIndex:
         """At most ``per_class`` images of each class, drawn with a seeded RNG (order kept)."""
         if not per_class:
             return self

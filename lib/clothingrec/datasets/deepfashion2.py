@@ -21,9 +21,23 @@ import os
 import re
 from pathlib import Path
 
-from clothingrec.datasets.records import (BadNumber, ImageRecord, ImageSkipped, Issue, ObjectRecord, ReadResult,
-                                          check_box, check_polygons, decoded_size, finite_attribute,
-                                          first_bad_number, image_error, image_size, load_json, number_problem)
+from clothingrec.datasets.records import (
+    BadNumber,
+    ImageRecord,
+    ImageSkipped,
+    Issue,
+    ObjectRecord,
+    ReadResult,
+    check_box,
+    check_polygons,
+    decoded_size,
+    finite_attribute,
+    first_bad_number,
+    image_error,
+    image_size,
+    load_json,
+    number_problem,
+)
 
 CATEGORIES = (
     "short sleeve top", "long sleeve top", "short sleeve outwear", "long sleeve outwear", "vest",
@@ -102,13 +116,13 @@ def read_image(image_path: str | Path, anno_path: str | Path, split: str = "",
             with open(anno_path, "rb") as f:
                 data = load_json(f.read())
         except (OSError, ValueError) as exc:
-            raise ImageSkipped(Issue(afile, "", "json", f"malformed JSON ({exc})", split, "image"))
+            raise ImageSkipped(Issue(afile, "", "json", f"malformed JSON ({exc})", split, "image")) from exc
         if not isinstance(data, dict):
             raise ImageSkipped(Issue(afile, "", "json", "top level is not an object", split, "image"))
         try:
             width, height = (decoded_size if decode else image_size)(image_path)
         except ValueError as exc:
-            raise ImageSkipped(Issue(_rel(image_path), "", "image", image_error(exc), split, "image"))
+            raise ImageSkipped(Issue(_rel(image_path), "", "image", image_error(exc), split, "image")) from exc
     except ImageSkipped as skipped:
         return ReadResult(None, [skipped.issue])
     issues: list[Issue] = []

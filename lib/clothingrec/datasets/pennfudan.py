@@ -24,11 +24,21 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from clothingrec.datasets.records import (BadNumber, ImageRecord, ImageSkipped, Issue, ObjectRecord, ReadResult,
-                                          check_box, decoded_array, decoded_size, image_error, image_size,
-                                          mask_polygons, parse_number)
+from clothingrec.datasets.records import (
+    BadNumber,
+    ImageRecord,
+    ImageSkipped,
+    Issue,
+    ObjectRecord,
+    ReadResult,
+    check_box,
+    decoded_array,
+    decoded_size,
+    image_error,
+    image_size,
+    mask_polygons,
+    parse_number,
+)
 
 CATEGORIES = ("person",)
 
@@ -180,17 +190,17 @@ def read_image(image_path: str | Path, mask_path: str | Path, annotation_path: s
         try:
             ann = parse_annotation(annotation_path.read_text(encoding="utf-8", errors="replace"), afile)
         except ValueError as exc:  # AnnotationError, or a number with too many digits for int()
-            raise ImageSkipped(Issue(afile, "", "annotation", str(exc).split(": ", 1)[-1], split, "image"))
+            raise ImageSkipped(Issue(afile, "", "annotation", str(exc).split(": ", 1)[-1], split, "image")) from exc
         try:
             width, height = (decoded_size if decode else image_size)(image_path)
         except ValueError as exc:
             raise ImageSkipped(Issue(f"PNGImages/{image_path.name}", "", "image", image_error(exc),
-                                     split, "image"))
+                                     split, "image")) from exc
         try:
             mask = decoded_array(mask_path)
         except (ValueError, OSError) as exc:  # any decoding failure skips the image
             raise ImageSkipped(Issue(f"PedMasks/{mask_path.name}", "", "mask",
-                                     f"unreadable mask ({str(exc).split(': ', 1)[-1]})", split, "image"))
+                                     f"unreadable mask ({str(exc).split(': ', 1)[-1]})", split, "image")) from exc
         if mask.ndim == 3:
             mask = mask[..., 0]
         if mask.shape != (height, width):

@@ -87,7 +87,7 @@ class DetectConfig:
             self.name = f"{prefix}-{self.family}-{Path(str(self.model)).stem}-{dataset}"
 
     # ------------------------------------------------------------------------------------------
-    def validate(self) -> "DetectConfig":
+    def validate(self) -> DetectConfig:
         problems = []
         if self.family not in FAMILIES:
             problems.append(f"family={self.family!r} is not one of {FAMILIES}")
@@ -156,7 +156,7 @@ class DetectConfig:
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
-    def replace(self, **changes) -> "DetectConfig":
+    def replace(self, **changes) -> DetectConfig:
         return dataclasses.replace(self, **_typed(changes))
 
 

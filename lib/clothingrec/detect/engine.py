@@ -21,7 +21,6 @@ Files: ``history.csv`` (per epoch), ``steps.csv`` (per step), ``checkpoints/``, 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import time
@@ -89,7 +88,7 @@ class TrainConfig:
     model_kwargs: dict = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:

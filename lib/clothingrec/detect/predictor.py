@@ -7,10 +7,9 @@ import numpy as np
 import torch
 
 from clothingrec.detect.models import rebuild
-from clothingrec.structures import Detections
 from clothingrec.device import resolve_device
 from clothingrec.runs import RunRecord, is_run
-from clothingrec.structures import EXPORT_SCORE_THRESHOLD
+from clothingrec.structures import EXPORT_SCORE_THRESHOLD, Detections
 
 
 class TorchvisionPredictor:

@@ -327,7 +327,8 @@ class EvaluatedRun:
         return f"{self.family} {self.model} ({self.record.backend})"
 
 
-def evaluate_run(run_dir, data=None, *, part: str = "val", device="auto", max_images: int | None = None) -> EvaluatedRun:
+def evaluate_run(run_dir, data=None, *, part: str = "val", device="auto",
+                 max_images: int | None = None) -> EvaluatedRun:
     """Score a run's detector on a split stored with it (``val``; ``test`` once, at the end), pycocotools."""
     from clothingrec.detect.predictor import load_detector
     from clothingrec.evaluate import detector_metrics, evaluate_predictor
@@ -339,7 +340,8 @@ def evaluate_run(run_dir, data=None, *, part: str = "val", device="auto", max_im
     evals, preds = evaluate_predictor(predictor, data.coco_json[found], data.image_dir[found], max_images=max_images)
     metrics = detector_metrics(record.name, record.family, record.arch, record.dataset, evals, imgsz=record.imgsz,
                                params=record.metrics.get("params"),
-                               split=part, provenance={"run_dir": relative(run_dir), "split_digest": record.split[part]["digest"],
+                               split=part, provenance={"run_dir": relative(run_dir),
+                                                       "split_digest": record.split[part]["digest"],
                                                        "prepared_part": found},
                                extra={"task": _task(record.config.get("classes")), "backend": record.backend,
                                       "seconds_per_image": preds.seconds_per_image})

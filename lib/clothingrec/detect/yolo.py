@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from clothingrec.structures import Detections
-from clothingrec.structures import EXPORT_SCORE_THRESHOLD
+from clothingrec.structures import EXPORT_SCORE_THRESHOLD, Detections
 
 #: ultralytics plot files shown by the training notebook (those that exist are shown)
 PLOT_FILES = ("results.png", "BoxPR_curve.png", "BoxF1_curve.png", "MaskPR_curve.png", "MaskF1_curve.png",

@@ -27,7 +27,7 @@ STAT_NAMES = [
 ]
 
 
-def load_coco(gt) -> "COCO":  # noqa: F821
+def load_coco(gt) -> COCO:  # noqa: F821
     """A ``pycocotools.coco.COCO`` from a path, a dataset dict or an existing COCO object (quietly)."""
     from pycocotools.coco import COCO
 

@@ -16,7 +16,7 @@ difference is ≤ :data:`MAX_SCORE_DIFF`.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import torch

@@ -9,8 +9,8 @@ IoU ≥ 0.9), because a moved person box moves every crop and every garment foun
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
