@@ -153,8 +153,8 @@ lab: $(DATA_STAMP)
 	  --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
 	  --LabApp.extension_manager=readonly $(LAB_ARGS)
 
-# The test command (README, CI): unit tests, then every notebook re-executed and compared by nbval.
-test: $(DATA_STAMP) browser
+# The test command (README, CI): lint, unit tests, then every notebook re-executed and compared by nbval.
+test: $(DATA_STAMP) browser lint
 	@echo "[test] pytest tests/ and nbval over notebooks/"
 	TQDM_DISABLE=1 $(PY) -m pytest tests notebooks --nbval --nbval-current-env \
 	  --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=1200 -p no:cacheprovider $(PYTEST_ARGS)
@@ -162,7 +162,7 @@ test: $(DATA_STAMP) browser
 test-fast: $(DATA_STAMP)
 	TQDM_DISABLE=1 $(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
 
-# Lint (ruff, configured in pyproject.toml). Not yet part of `make test`.
+# Lint (ruff, configured in pyproject.toml); `make test` runs it first.
 lint: $(SETUP_STAMP)
 	@echo "[lint] ruff check lib app bench tests"
 	$(VENV)/bin/ruff check lib app bench tests
