@@ -44,6 +44,34 @@ def resolve_classifier(source: str, imgsz: int, seed: int = 0):
     return model, f"untrained {name} (seed {seed}, BatchNorm re-estimated)"
 
 
+def street_photos(n: int, max_side: int | None = None) -> tuple[list, str]:
+    """``n`` real street photos (RGB uint8) of the stored CCP split's val part, the domain the project's
+    detectors are trained on (longest side shrunk to ``max_side`` when given), and their description; the
+    synthetic DeepFashion2-format validation images when CCP is not there (a CCP-trained detector finds
+    nothing on those, so agreement is then checked on few or no boxes: the table says which images)."""
+    import numpy as np
+    from PIL import Image
+
+    from clothingrec import serve
+    from clothingrec.paths import CCP, find_dataset
+    from clothingrec.splits import ccp_split
+
+    root = find_dataset(CCP, required=False)
+    files = [root / "photos" / f"{i}.jpg" for i in ccp_split()["val"]] if root else []
+    files = [f for f in files if f.is_file()][:n]
+    if not files:
+        return serve.validation_images(n), "synthetic DeepFashion2-format validation images"
+    out = []
+    for f in files:
+        with Image.open(f) as im:
+            im = im.convert("RGB")
+            if max_side:
+                im.thumbnail((max_side, max_side))
+            out.append(np.asarray(im).copy())
+    shrunk = f", longest side ≤ {max_side}" if max_side else ""
+    return out, f"clothing-co-parsing val photos {files[0].stem}..{files[-1].stem}{shrunk}"
+
+
 def resolve_detector(kind: str, source: str, *, min_size: int, imgsz: int, images, detections: int, seed: int = 0,
                      workdir=None):
     """(predictor, description) for a detector ``kind`` in fasterrcnn | maskrcnn | yolo | person."""

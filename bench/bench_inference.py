@@ -4,7 +4,7 @@ For the classifier and each detector (Faster R-CNN, Mask R-CNN, YOLO) this build
 candidate (:mod:`clothingrec.serve`: ONNX Runtime fp32 / int8, OpenVINO fp32 for YOLO and the
 classifier, the R-CNN hybrid), checks that it
 agrees with eager PyTorch (classifier: same top-1 on the test split, logits within tolerance;
-detectors: boxes matched at IoU ≥ 0.9 on validation images), then times, interleaved in rounds so a
+detectors: boxes matched at IoU ≥ 0.9 on CCP val street photos), then times, interleaved in rounds so a
 noisy machine hits every backend alike:
 
 - batch-1 latency (median, p95) and the speed-up over eager,
@@ -169,7 +169,8 @@ def markdown(record: dict) -> list[str]:
                              f"{B.fmt(e2e.get('median_ms'), 2)} | {B.fmt(e2e.get('p95_ms'), 2)} | "
                              f"{B.fmt(mo.get('median_ms'), 2)} | {split} | "
                              f"{B.fmt(base / e2e['median_ms'] if base else None, 2)}x |")
-    lines += ["", "Models: " + "; ".join(f"{r['model']}: {r.get('description', '?')}" for r in record["results"]), ""]
+    lines += ["", "Models: " + "; ".join(f"{r['model']}: {r.get('description', '?')}" for r in record["results"]),
+              "", f"Detector agreement and latency images: {record.get('agreement_photos', '?')}.", ""]
     return lines
 
 
@@ -191,7 +192,7 @@ def main(argv=None) -> int:
     p.add_argument("--yolo-imgsz", type=int, default=640)
     p.add_argument("--detections", type=int, default=100, help="detections per image (untrained Faster R-CNN)")
     p.add_argument("--maskrcnn-detections", type=int, default=20, help="detections per image (untrained Mask R-CNN)")
-    p.add_argument("--images", type=int, default=4, help="validation images for detector agreement")
+    p.add_argument("--images", type=int, default=4, help="CCP val photos for detector agreement and latency")
     p.add_argument("--score-threshold", type=float, default=0.05, help="detector agreement: lowest score compared")
     p.add_argument("--batch", type=int, default=32, help="classifier throughput batch")
     p.add_argument("--det-batch", type=int, default=8, help="detector throughput batch")
@@ -228,7 +229,7 @@ def main(argv=None) -> int:
     except Exception as exc:  # noqa: BLE001 - one failing model does not stop the others
         res = {"model": "classifier", "error": f"{type(exc).__name__}: {exc}"}
     record["results"].append(res)
-    images = serve.validation_images(args.images)
+    images, record["agreement_photos"] = B.street_photos(args.images)
     for kind in [k.strip() for k in args.detectors.split(",") if k.strip()]:
         if kind not in DETECTORS:
             p.error(f"unknown detector {kind!r}; choose from {DETECTORS}")

@@ -23,26 +23,10 @@ import numpy as np
 import torch
 
 from clothingrec import serve
-from clothingrec.paths import CCP, RUNS_DIR, configure_environment, find_dataset
+from clothingrec.paths import RUNS_DIR, configure_environment
 from clothingrec.pipeline import Pipeline
 
 import _common as B
-
-
-def photos(n: int, max_side: int) -> tuple[list[np.ndarray], str]:
-    from PIL import Image
-
-    root = find_dataset(CCP, required=False)
-    files = sorted((root / "photos").glob("*.jpg"))[:n] if root else []
-    if not files:
-        return serve.validation_images(n), "synthetic DeepFashion2-format validation images"
-    out = []
-    for f in files:
-        with Image.open(f) as im:
-            im = im.convert("RGB")
-            im.thumbnail((max_side, max_side))
-            out.append(np.asarray(im).copy())
-    return out, f"clothing-co-parsing photos {files[0].stem}..{files[-1].stem} (longest side ≤ {max_side})"
 
 
 def main(argv=None) -> int:
@@ -76,7 +60,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
     started = time.perf_counter()
-    images, source = photos(args.images, args.max_side)
+    images, source = B.street_photos(args.images, args.max_side)
     person, person_desc = B.resolve_detector("person", args.person, min_size=args.min_size, imgsz=args.min_size,
                                              images=images, detections=max(args.max_persons, 1) * 5,
                                              seed=args.seed, workdir=args.workdir)
