@@ -298,3 +298,10 @@ def test_learning_curve_reads_every_backend_history_as_core_hours(tmp_path):
     RunRecord.load(tmp_path / "yolo").save(tmp_path / "empty")
     empty = learning_curve(tmp_path / "empty")  # stopped before its first epoch: no rows, same attrs
     assert len(empty) == 0 and empty.attrs["label"] == yolo.attrs["label"]
+    # a multi-scale training is told apart from a run of the same model at one size
+    record = RunRecord.load(tmp_path / "fasterrcnn")
+    record.config["train_imgsz"] = [427, 533, 640]
+    record.save(tmp_path / "multiscale")
+    (tmp_path / "multiscale" / "history.csv").write_text((tmp_path / "fasterrcnn" / "history.csv").read_text())
+    label = learning_curve(tmp_path / "multiscale").attrs["label"]
+    assert label == "fasterrcnn x @192 px, trained at 427–640 (torchvision)"

@@ -21,12 +21,15 @@ def learning_curve(run_dir) -> pd.DataFrame:
 
     ``hours`` is cumulative training wall time including the per-epoch evaluations; ``core_hours`` scales
     it by the torch threads of a CPU run (on an accelerator it equals ``hours``).  ``attrs``: ``name``,
-    ``family``, ``split`` (the val digest) and ``label`` (family, model, input size, backend).
+    ``family``, ``split`` (the val digest) and ``label`` (family, model, input size, the range of a multi-scale
+    training's sizes, backend).
     """
     run_dir = Path(run_dir)
     record = RunRecord.load(run_dir)
+    sizes = record.config.get("train_imgsz") or []
+    trained_at = f", trained at {min(sizes)}–{max(sizes)}" if len(sizes) > 1 else ""  # multi-scale R-CNNs
     attrs = dict(name=record.name, family=record.family, split=record.split.get("val", {}).get("digest"),
-                 label=f"{record.family} {record.arch} @{record.imgsz} px ({record.backend})")
+                 label=f"{record.family} {record.arch} @{record.imgsz} px{trained_at} ({record.backend})")
     if not (run_dir / "history.csv").is_file():  # stopped before its first epoch ended
         empty = pd.DataFrame(columns=["epoch", "hours", "AP50", "core_hours"])
         empty.attrs.update(attrs)
