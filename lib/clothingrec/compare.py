@@ -99,7 +99,8 @@ def _read(path: Path, source: str, out: Collection) -> None:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         out.skipped.append(f"{name}: cannot read JSON ({exc})")
         return
-    if path.name == "run.json" and isinstance(data, dict):
+    record = data if path.name == "run.json" else None
+    if record is not None and isinstance(data, dict):
         if data.get("task") != "detect":
             return  # a classifier's record holds validation scores only; its test metrics.json is read instead
         metrics = data.get("metrics") or {}
@@ -111,7 +112,9 @@ def _read(path: Path, source: str, out: Collection) -> None:
     if problem:
         out.skipped.append(problem)
         return
-    data = rcnn_input(data, Path(path).parent)
+    if data.get("kind") == "detector" and "analysis_imgsz" not in data:
+        record = record if record is not None else _read_record(Path(path).parent)
+        data = rcnn_input(data, (record or {}).get("config") if isinstance(record, dict) else None)
     if source != "committed":
         prof = (data.get("provenance") or {}).get("profile")
         source = str(prof) if prof and prof != "smoke" else "smoke"
@@ -121,21 +124,27 @@ def _read(path: Path, source: str, out: Collection) -> None:
     out.results.append(Result(path, source, data))
 
 
-def rcnn_input(data: dict, run_dir: Path) -> dict:
+def _read_record(run_dir: Path) -> dict | None:
+    """The ``run.json`` beside a metrics file, or None."""
+    try:
+        return json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+def rcnn_input(data: dict, config: dict | None) -> dict:
     """An R-CNN metrics dict with the input its run resized to: ``analysis_imgsz`` (the shorter side, the size
-    notebook 11 analyses an R-CNN at) and ``light_heads``, from the run's recipe config in ``run.json`` beside
-    it (its ``imgsz`` is the longer side).  Other metrics, and runs without a record, come back unchanged."""
-    if data.get("kind") != "detector" or data.get("family") not in ("fasterrcnn", "maskrcnn") \
-            or "analysis_imgsz" in data:
+    notebook 11 analyses an R-CNN at) and ``light_heads``, from the run's recipe ``config`` (its ``imgsz`` is
+    the longer side).  Other metrics, and runs without a recipe config, come back unchanged."""
+    from clothingrec.detect.config import RCNN_FAMILIES, short_side
+
+    if data.get("family") not in RCNN_FAMILIES or not isinstance(config, dict):
         return data
     try:
-        config = json.loads((run_dir / "run.json").read_text(encoding="utf-8")).get("config") or {}
-        long_side = int(config["imgsz"])
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        analysis_imgsz = short_side(config["imgsz"])
+    except (KeyError, TypeError, ValueError):
         return data
-    from clothingrec.detect.config import SHORT_SIDE
-
-    return {**data, "analysis_imgsz": int(round(long_side * SHORT_SIDE)),
+    return {**data, "analysis_imgsz": analysis_imgsz,
             "light_heads": bool(config.get("light_heads", data.get("light_heads", False)))}
 
 

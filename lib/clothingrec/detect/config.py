@@ -31,6 +31,13 @@ BACKENDS = {"yolo": ("ultralytics",), "fasterrcnn": ("torchvision",), "maskrcnn"
 DEFAULT_MODELS = {"yolo": "yolov8n", "fasterrcnn": "mobilenet_v3_large_fpn", "maskrcnn": "mobilenet_v3_large_fpn"}
 CLASSES = ("garments", "person")
 SHORT_SIDE = 3 / 5
+#: the two-stage families, whose ``imgsz`` is the longer image side (:func:`short_side` gives the shorter)
+RCNN_FAMILIES = ("fasterrcnn", "maskrcnn")
+
+
+def short_side(imgsz) -> int:
+    """An R-CNN's shorter input side (torchvision's ``min_size``) for the recipe's ``imgsz``, its longer side."""
+    return int(round(int(imgsz) * SHORT_SIDE))
 
 
 @dataclass
@@ -120,7 +127,7 @@ class DetectConfig:
     @property
     def rcnn_sizes(self) -> tuple[int, int]:
         """``(min_size, max_size)`` of an R-CNN's resize for this ``imgsz`` (see the module doc)."""
-        return int(round(self.imgsz * SHORT_SIDE)), int(self.imgsz)
+        return short_side(self.imgsz), int(self.imgsz)
 
     @property
     def rcnn_train_sizes(self) -> tuple[tuple[int, ...], int]:
@@ -129,7 +136,7 @@ class DetectConfig:
         if not self.train_imgsz:
             return (), int(self.imgsz)
         sizes = [int(v) for v in self.train_imgsz]
-        return tuple(int(round(v * SHORT_SIDE)) for v in sizes), max(sizes)
+        return tuple(short_side(v) for v in sizes), max(sizes)
 
     @property
     def time_budget_s(self) -> float | None:
