@@ -222,3 +222,73 @@ def test_multi_scale_training_draws_train_sizes_and_keeps_the_evaluation_size(tm
     assert seen["train"] == {48, 96}  # 8 images drawn at random: both sizes (fixed seed)
     assert seen["eval"] == {SIZE}
     assert load_detector(tmp_path / "run", device="cpu").model.transform.min_size == (SIZE,)
+
+
+def test_repeat_factors_boost_images_of_rare_categories(tmp_path):
+    """LVIS rule: r_c = max(1, sqrt(t / f_c)); an image takes its rarest category's factor."""
+    from clothingrec.detect.data import repeat_factors
+
+    path, img_dir = write_fixture(tmp_path, n=6)
+    coco = json.loads(path.read_text())
+    # make "bar" (category 2) rare: only image 1 keeps it
+    coco["annotations"] = [a for a in coco["annotations"] if a["category_id"] == 1 or a["image_id"] == 1]
+    path.write_text(json.dumps(coco))
+    ds = CocoDetection(path, img_dir)
+    with_bar = [info["id"] == 1 for info in ds.images]
+    r = repeat_factors(ds, 0.5)
+    f_bar = 1 / len(ds)
+    assert np.allclose(r[with_bar], np.sqrt(0.5 / f_bar))
+    assert np.all(r[~np.array(with_bar)] == 1.0)  # squares are common (or images are empty): seen as before
+    with pytest.raises(ValueError, match="repeat_threshold"):
+        repeat_factors(ds, 0)
+
+
+def test_epoch_indices_keep_every_image_and_a_fixed_length():
+    from clothingrec.detect.data import epoch_indices, epoch_size
+
+    r = np.array([1.0, 1.0, 2.5, 1.5, 3.0, 1.0])  # sums to a whole number: no rounding of the length
+    counts = []
+    for epoch in range(400):
+        idx = epoch_indices(r, seed=0, epoch=epoch)
+        assert len(idx) == epoch_size(r) == 10
+        c = np.bincount(idx, minlength=len(r))
+        assert np.all(c >= np.floor(r)) and np.all(c <= np.ceil(r))
+        counts.append(c)
+    assert np.allclose(np.mean(counts, axis=0), r, atol=0.1)  # on average r_i times
+    assert np.array_equal(epoch_indices(r, seed=0, epoch=3), epoch_indices(r, seed=0, epoch=3))
+    sampler = EpochBatchSampler(len(r), 3, seed=0, epoch=0, repeats=r)
+    assert sorted(sum(sampler.batches, [])) == sorted(epoch_indices(r, seed=0, epoch=0).tolist())
+    assert EpochBatchSampler(len(r), 3, seed=0, epoch=0, repeats=r, skip_batches=1).batches == sampler.batches[1:]
+    with pytest.raises(ValueError, match="≥ 1"):
+        epoch_indices([0.5, 1.0], seed=0, epoch=0)
+
+
+def test_repeat_sampling_lengthens_the_epoch_and_init_weights_starts_from_a_run(tmp_path):
+    path, img_dir = write_fixture(tmp_path, n=4)
+    first = train(path, img_dir, path, img_dir, tmp_path / "a", tiny_config(epochs=1), log=None)
+    assert first.global_step == 2
+    # the second starts from the first's weights and sees the rarer category's images more often
+    coco = json.loads(path.read_text())
+    coco["annotations"] = [a for a in coco["annotations"] if a["category_id"] == 1 or a["image_id"] == 1]
+    path.write_text(json.dumps(coco))
+    logged = []
+    second = train(path, img_dir, path, img_dir, tmp_path / "b",
+                   tiny_config(epochs=1, init_weights=str(first.last_checkpoint), repeat_threshold=1.0),
+                   log=logged.append)
+    assert any("weights from" in line for line in logged)
+    line = next(line for line in logged if "repeat-factor" in line)
+    # image 1 holds the bar, in 1 of 4 images: repeated sqrt(1 / 0.25) = 2 times → 5 images, 3 batches of 2
+    assert "5 images per epoch from 4" in line and second.global_step == 3
+
+    from clothingrec.detect.engine import load_init_weights
+
+    state = torch.load(first.last_checkpoint, weights_only=False)
+    model = build_detector("fasterrcnn", "mobilenet_v3_large_fpn", 3, None, min_size=SIZE, max_size=SIZE,
+                           box_detections_per_img=100, **LIGHT_HEADS)
+    load_init_weights(model, first.last_checkpoint, state["spec"], state["label_to_coco"], log=None)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in state["model"].items())
+    with pytest.raises(ValueError, match="maps labels"):
+        load_init_weights(model, first.last_checkpoint, state["spec"], {1: 2, 2: 1}, log=None)
+    with pytest.raises(ValueError, match="init_weights"):
+        train(path, img_dir, path, img_dir, tmp_path / "c",
+              tiny_config(family="maskrcnn", init_weights=str(first.last_checkpoint)), log=None)

@@ -52,6 +52,8 @@ class DetectConfig:
     model: str | None = None
     pretrained: Any = None
     pretrained_backbone: str | None = None
+    init_weights: str | None = None
+    repeat_threshold: float | None = None
     imgsz: int = 128
     train_imgsz: list[int] | None = None
     epochs: int = 1
@@ -112,6 +114,13 @@ class DetectConfig:
                                 "ultralytics' own augmentation (ultralytics: {scale: 0.5})")
             elif any(int(v) < 32 for v in self.train_imgsz):
                 problems.append(f"train_imgsz ({self.train_imgsz}): every size must be ≥ 32")
+        if self.repeat_threshold is not None and not self.repeat_threshold > 0:
+            problems.append(f"repeat_threshold ({self.repeat_threshold}) must be > 0 (null: uniform sampling)")
+        elif self.repeat_threshold and self.family == "yolo":
+            problems.append("repeat_threshold (repeat-factor sampling) is for the R-CNNs; ultralytics has no such "
+                            "sampler")
+        if self.pretrained and self.init_weights:
+            problems.append("pretrained and init_weights both name starting weights; give one")
         if self.precision not in PRECISIONS:
             problems.append(f"precision={self.precision!r} is not one of {PRECISIONS}")
         elif self.backend == "ultralytics" and self.precision == "bf16-mixed":
@@ -154,8 +163,29 @@ class DetectConfig:
             train_min_sizes=train_min_sizes, train_max_size=train_max_size if train_min_sizes else None,
             workers=self.workers, device=self.device, precision=self.precision, seed=self.seed,
             pretrained=self.pretrained, pretrained_backbone=self.pretrained_backbone, threads=self.threads,
+            init_weights=self.init_weights_file(), repeat_threshold=self.repeat_threshold,
             max_eval_images=self.max_eval_images, eval_batch=self.eval_batch, time_limit_s=self.time_budget_s,
             log_every=self.log_every, model_kwargs=dict(LIGHT_HEADS) if self.light_heads else {})
+
+    def init_weights_file(self) -> str | None:
+        """``init_weights`` as a file: a run folder stands for the weights its ``run.json`` names."""
+        if not self.init_weights:
+            return None
+        path = Path(str(self.init_weights))
+        if not path.exists() and not path.is_absolute() and (PROJECT_ROOT / path).exists():
+            path = PROJECT_ROOT / path
+        if path.is_dir():
+            from clothingrec.runs import RunRecord
+
+            record = RunRecord.load(path)
+            if not record.weights:
+                raise FileNotFoundError(f"init_weights: run folder {path} records no weights in its run.json")
+            if record.family != self.family:
+                raise ValueError(f"init_weights: {path} is a {record.family} run, this config trains {self.family}")
+            path = path / record.weights
+        if not path.is_file():
+            raise FileNotFoundError(f"init_weights: {self.init_weights} is neither a run folder nor a weights file")
+        return str(path)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -153,12 +153,19 @@ class EpochBatchSampler(Sampler):
     """Seeded batches for one epoch (shuffled by (seed, epoch)), optionally skipping finished batches.
 
     With ``world_size > 1`` each rank takes its own interleaved share of the permutation, which is
-    what ``DistributedSampler`` does; here it also makes mid-epoch resume exact.
+    what ``DistributedSampler`` does; here it also makes mid-epoch resume exact.  ``repeats`` (one
+    factor ≥ 1 per image, :func:`repeat_factors`) makes the epoch :func:`epoch_indices`.
     """
 
     def __init__(self, n: int, batch_size: int, *, seed: int, epoch: int, shuffle: bool = True,
-                 skip_batches: int = 0, rank: int = 0, world_size: int = 1, drop_last: bool = False):
-        order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
+                 skip_batches: int = 0, rank: int = 0, world_size: int = 1, drop_last: bool = False,
+                 repeats=None):
+        if repeats is not None:
+            order = epoch_indices(repeats, seed=seed, epoch=epoch)
+            if shuffle:
+                order = np.random.default_rng([seed, epoch, 1]).permutation(order)
+        else:
+            order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
         order = order[rank::world_size]
         nb = len(order) // batch_size if drop_last else math.ceil(len(order) / batch_size)
         self.batches = [order[i * batch_size:(i + 1) * batch_size].tolist() for i in range(nb)]
@@ -169,6 +176,46 @@ class EpochBatchSampler(Sampler):
 
     def __len__(self) -> int:
         return len(self.batches)
+
+
+def repeat_factors(dataset: CocoDetection, threshold: float) -> np.ndarray:
+    """Repeat-factor sampling (Gupta et al., LVIS, 2019): category ``c`` in a fraction ``f_c`` of the
+    images gets ``r_c = max(1, sqrt(threshold / f_c))``; an image repeats ``max r_c`` over its
+    categories (1 for an image with none).  Rare categories are seen more often, common ones as before."""
+    if not threshold or threshold <= 0:
+        raise ValueError(f"repeat_threshold must be > 0, got {threshold!r}")
+    labels = [set(dataset._valid[info["id"]][1]) for info in dataset.images]
+    n = max(1, len(labels))
+    counts: dict[int, int] = {}
+    for present in labels:
+        for c in present:
+            counts[c] = counts.get(c, 0) + 1
+    per_class = {c: max(1.0, math.sqrt(threshold / (k / n))) for c, k in counts.items()}
+    return np.array([max((per_class[c] for c in present), default=1.0) for present in labels], dtype=np.float64)
+
+
+def epoch_indices(repeats, *, seed: int, epoch: int) -> np.ndarray:
+    """One epoch's image indices for repeat factors ``repeats``: image ``i`` appears ``floor(r_i)``
+    times plus once more for a seeded draw weighted by the fractional parts, so that every epoch has
+    the same length, ``round(sum(r))``, every image appears at least once and on average ``r_i`` times
+    (up to that rounding)."""
+    r = np.asarray(repeats, dtype=np.float64)
+    if r.ndim != 1 or np.any(~np.isfinite(r)) or np.any(r < 1):
+        raise ValueError("repeat factors must be one finite number ≥ 1 per image")
+    base = np.floor(r).astype(np.int64)
+    frac = r - base
+    extra = int(round(float(r.sum()))) - int(base.sum())
+    indices = np.repeat(np.arange(len(r)), base)
+    if extra > 0:
+        rng = np.random.default_rng([seed, epoch, 2])
+        chosen = rng.choice(len(r), size=extra, replace=False, p=frac / frac.sum())
+        indices = np.concatenate([indices, np.sort(chosen)])
+    return indices
+
+
+def epoch_size(repeats) -> int:
+    """Images per epoch under :func:`epoch_indices` (the length is the same every epoch)."""
+    return int(round(float(np.asarray(repeats, dtype=np.float64).sum())))
 
 
 def batches_per_epoch(n: int, batch_size: int, world_size: int = 1) -> int:

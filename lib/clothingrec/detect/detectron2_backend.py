@@ -53,13 +53,16 @@ def make_config(train_json, train_images, val_json, val_images, out_dir, *, back
                 min_size: int = 512, max_size: int = 853, workers: int = 2, device: str = "cpu",
                 pretrained: bool = False, seed: int = 0, checkpoint_period: int | None = None,
                 precision: str = "auto", light_heads: bool = False, name: str = "clothingrec",
-                train_min_sizes: tuple = (), train_max_size: int | None = None):
+                train_min_sizes: tuple = (), train_max_size: int | None = None,
+                init_weights: str | None = None, repeat_threshold: float | None = None):
     """A detectron2 config that trains Mask R-CNN on our COCO split (registers the datasets).
 
     ``precision``: ``16-mixed`` turns on detectron2's AMP trainer (fp16 autocast + GradScaler; CUDA only),
     ``auto`` does so on CUDA, ``32-true`` never; bf16 is not among detectron2's trainer options.
     ``light_heads``: the torchvision loop's :data:`clothingrec.detect.engine.LIGHT_HEADS` in detectron2's
     names (fewer RPN proposals, 128 sampled RoIs per image), for CPU runs.
+    ``init_weights``: an earlier detectron2 run's checkpoint to start from (``MODEL.WEIGHTS``; the solver
+    starts anew); ``repeat_threshold``: detectron2's ``RepeatFactorTrainingSampler`` with that threshold.
     """
     require_detectron2()
     from detectron2 import model_zoo
@@ -81,7 +84,10 @@ def make_config(train_json, train_images, val_json, val_images, out_dir, *, back
     cfg.DATASETS.TRAIN = (f"{name}_train",)
     cfg.DATASETS.TEST = (f"{name}_val",)
     cfg.DATALOADER.NUM_WORKERS = int(workers)
-    cfg.MODEL.WEIGHTS = zoo_weights(backbone) if pretrained else ""
+    cfg.MODEL.WEIGHTS = str(init_weights) if init_weights else (zoo_weights(backbone) if pretrained else "")
+    if repeat_threshold:
+        cfg.DATALOADER.SAMPLER_TRAIN = "RepeatFactorTrainingSampler"
+        cfg.DATALOADER.REPEAT_THRESHOLD = float(repeat_threshold)
     cfg.MODEL.DEVICE = "cuda" if device in ("auto", "cuda") and _cuda() else ("cpu" if device == "auto" else device)
     cfg.MODEL.ROI_HEADS.NUM_CLASSES = int(num_classes)
     on_cuda = cfg.MODEL.DEVICE.startswith("cuda")

@@ -31,7 +31,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from clothingrec.detect.data import CocoDetection, EpochBatchSampler, batches_per_epoch, collate
+from clothingrec.detect.data import (
+    CocoDetection,
+    EpochBatchSampler,
+    batches_per_epoch,
+    collate,
+    epoch_size,
+    repeat_factors,
+)
 from clothingrec.detect.models import build_detector, builder_spec, count_parameters
 from clothingrec.device import PRECISIONS, autocast_dtype, resolve_device, resolve_precision, set_threads
 from clothingrec.evaluate import EXPORT_SCORE_THRESHOLD, detections_to_results, evaluate_predictions
@@ -71,6 +78,11 @@ class TrainConfig:
     seed: int = 0
     pretrained: str | None = None
     pretrained_backbone: str | None = None
+    #: a checkpoint of an earlier run of this loop (same family, backbone, categories): the model starts
+    #: from its weights, the optimiser and schedule start anew (a warm restart / fine-tuning)
+    init_weights: str | None = None
+    #: repeat-factor sampling of the training images (:func:`clothingrec.detect.data.repeat_factors`)
+    repeat_threshold: float | None = None
     trainable_backbone_layers: int | None = None
     hflip: float = 0.5
     clip_grad: float | None = 10.0
@@ -289,6 +301,31 @@ def _write_tables(out_dir: Path, epochs: list[dict], steps: list[dict]) -> tuple
     return hist, st
 
 
+def load_init_weights(model, path, spec: dict, label_to_coco: dict, *, log=print) -> None:
+    """Start ``model`` from the weights of an earlier run's checkpoint (this loop's ``best.pt`` / ``last.pt``).
+
+    The checkpoint must hold the same network (family, backbone, classes, heads) and map its labels to
+    the same COCO categories; the input sizes may differ (a fine-tuning at another size).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"init_weights: {path} is not a checkpoint file")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(state, dict) or "model" not in state or "spec" not in state:
+        raise ValueError(f"init_weights: {path} is not a checkpoint of this training loop (no 'model' / 'spec')")
+    sizes = ("min_size", "max_size")
+    theirs = {k: v for k, v in state["spec"].items() if k not in sizes}
+    ours = {k: v for k, v in spec.items() if k not in sizes}
+    if theirs != ours:
+        raise ValueError(f"init_weights: {path} holds {theirs}, this run builds {ours}")
+    saved = {int(k): int(v) for k, v in (state.get("label_to_coco") or {}).items()}
+    if saved and saved != {int(k): int(v) for k, v in label_to_coco.items()}:
+        raise ValueError(f"init_weights: {path} maps labels to categories {saved}, this dataset to {label_to_coco}")
+    model.load_state_dict(state["model"])
+    if log:
+        log(f"[train] weights from {path} (epoch {state.get('epoch')} of its run); new optimiser and schedule")
+
+
 def train(train_json, train_images, val_json, val_images, out_dir, config: TrainConfig | dict, *,
           resume: bool = False, log=print) -> LoopResult:
     """Train a torchvision detector; see the module doc. Returns a :class:`LoopResult`."""
@@ -325,10 +362,17 @@ def train(train_json, train_images, val_json, val_images, out_dir, config: Train
                            pretrained_backbone=cfg.pretrained_backbone, min_size=cfg.min_size,
                            max_size=cfg.max_size, trainable_backbone_layers=cfg.trainable_backbone_layers,
                            box_detections_per_img=cfg.box_detections_per_img, **cfg.model_kwargs)
+    if cfg.init_weights:
+        load_init_weights(model, cfg.init_weights, spec, train_ds.label_to_coco, log=log)
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    n_batches = batches_per_epoch(len(train_ds), cfg.batch, world)
+    repeats = repeat_factors(train_ds, cfg.repeat_threshold) if cfg.repeat_threshold else None
+    images_per_epoch = epoch_size(repeats) if repeats is not None else len(train_ds)
+    if repeats is not None and log and rank == 0:
+        log(f"[train] repeat-factor sampling (threshold {cfg.repeat_threshold}): {images_per_epoch} images per "
+            f"epoch from {len(train_ds)}, {int((repeats > 1).sum())} images repeated, at most {repeats.max():.2f}x")
+    n_batches = batches_per_epoch(images_per_epoch, cfg.batch, world)
     total_iters = n_batches * cfg.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda_factory(cfg, total_iters))
 
@@ -384,7 +428,7 @@ def train(train_json, train_images, val_json, val_images, out_dir, config: Train
     pin = device.type == "cuda"
     while epoch < cfg.epochs:
         train_ds.set_epoch(epoch)
-        sampler = EpochBatchSampler(len(train_ds), cfg.batch, seed=cfg.seed, epoch=epoch,
+        sampler = EpochBatchSampler(len(train_ds), cfg.batch, seed=cfg.seed, epoch=epoch, repeats=repeats,
                                     skip_batches=step_in_epoch, rank=rank, world_size=world)
         epoch_len = len(sampler) + step_in_epoch
         # its own generator: creating the iterator must not draw from the global RNG (exact resume)

@@ -165,7 +165,8 @@ def _train_yolo(cfg: DetectConfig, data, out: Path, resume: bool):
 
     # ultralytics' AMP is fp16 autocast on CUDA (it turns it off on a CPU); `auto` keeps its default
     amp = {"32-true": {"amp": False}, "16-mixed": {"amp": True}}.get(cfg.precision, {})
-    run = train_yolo(data.yolo_yaml, out, model=cfg.model, task=cfg.task, pretrained=cfg.pretrained or False,
+    pretrained = cfg.init_weights_file() or cfg.pretrained or False  # an earlier run's .pt: start from it
+    run = train_yolo(data.yolo_yaml, out, model=cfg.model, task=cfg.task, pretrained=pretrained,
                      epochs=cfg.epochs, imgsz=cfg.imgsz, batch=cfg.batch, workers=cfg.workers, device=cfg.device,
                      seed=cfg.seed, time_budget_h=cfg.time_budget_h, patience=cfg.patience, resume=resume,
                      name="yolo", **{**amp, **cfg.ultralytics})
@@ -195,7 +196,8 @@ def _train_detectron2(cfg: DetectConfig, data, out: Path, resume: bool):
                         min_size=min_size, max_size=max_size, device=cfg.device, pretrained=bool(cfg.pretrained),
                         seed=cfg.seed, workers=cfg.workers, checkpoint_period=per_epoch, precision=cfg.precision,
                         light_heads=cfg.light_heads, train_min_sizes=train_min_sizes,
-                        train_max_size=train_max_size)
+                        train_max_size=train_max_size, init_weights=cfg.init_weights_file(),
+                        repeat_threshold=cfg.repeat_threshold)
     (out / "detectron2").mkdir(parents=True, exist_ok=True)
     (out / "detectron2" / "config.yaml").write_text(d2cfg.dump(), encoding="utf-8")
     category_names = {int(c["id"]): c["name"] for c in data.categories}
