@@ -121,8 +121,12 @@ def detector_batch_call(predictor, images):
 
 def yolo_stages(predictor, image, *, repeats: int = 5) -> dict:
     """Median pre-processing / model / post-processing ms of ``predictor.predict(image)`` as ultralytics
-    reports them (``Results.speed``), batch 1: where an end-to-end figure goes."""
+    reports them (``Results.speed``), batch 1: where an end-to-end figure goes.  The direct path
+    (:class:`clothingrec.serve.yolo_direct.DirectYoloPredictor`) times its own three stages."""
     from clothingrec.detect.yolo import quiet_ultralytics
+
+    if hasattr(predictor, "forward"):
+        return _direct_stages(predictor, image, repeats=repeats)
 
     bgr = np.ascontiguousarray(image[..., ::-1])
     speeds = []
@@ -134,10 +138,29 @@ def yolo_stages(predictor, image, *, repeats: int = 5) -> dict:
     return {k: float(np.median([s[k] for s in speeds])) for k in ("preprocess", "inference", "postprocess")}
 
 
+def _direct_stages(predictor, image, *, repeats: int) -> dict:
+    times = {"preprocess": [], "inference": [], "postprocess": []}
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        tensor, params = predictor.preprocess(image)
+        t1 = time.perf_counter()
+        raw = predictor.forward(tensor)
+        t2 = time.perf_counter()
+        predictor.postprocess(raw, params, image.shape[:2])
+        t3 = time.perf_counter()
+        for key, dt in zip(times, (t1 - t0, t2 - t1, t3 - t2)):
+            times[key].append(dt * 1000)
+    return {k: float(np.median(v)) for k, v in times.items()}
+
+
 def yolo_model_call(predictor, image):
     """A zero-argument callable running only the backend (eager torch / ONNX Runtime / OpenVINO) on ``image``
     letterboxed as ultralytics' predict does it: the model-only time."""
     from clothingrec.detect.yolo import quiet_ultralytics
+
+    if hasattr(predictor, "forward"):  # the direct path: its own letterbox, then the session alone
+        tensor, _ = predictor.preprocess(image)
+        return lambda: predictor.forward(tensor)
 
     bgr = np.ascontiguousarray(image[..., ::-1])
     with quiet_ultralytics(True):

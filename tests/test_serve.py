@@ -209,11 +209,45 @@ def test_yolo_onnx_agrees(val_images, tmp_path):
 
     pred = zoo.untrained_yolo("yolov8n", imgsz=128, workdir=tmp_path, images=val_images)
     served = serve.fastest_predictor(pred, val_images[:2], threads=1, workdir=tmp_path, rounds=1, repeats=1)
-    assert isinstance(served, YoloPredictor)
-    a = {r["backend"]: r for r in served.serving["candidates"]}["onnx-fp32"]["agreement"]
+    from clothingrec.serve.yolo_direct import DirectYoloPredictor
+
+    assert isinstance(served, (YoloPredictor, DirectYoloPredictor))
+    assert served.category_names == pred.category_names
+    rows = {r["backend"]: r for r in served.serving["candidates"]}
+    assert {"eager", "onnx-fp32", "onnx-fp32-direct"} <= set(rows)
+    a = rows["onnx-fp32"]["agreement"]
     print(f"\nyolo onnx-fp32: {a['matched_reference']}/{a['reference_boxes']} boxes matched, "
           f"max |Δscore| {a['max_score_diff']:.2g}")
     assert a["reference_boxes"] > 0 and a["recall"] == 1.0 and a["precision"] == 1.0 and a["agrees"]
+
+
+@pytest.mark.slow
+def test_yolo_direct_path_gives_eagers_boxes_on_real_photos_of_any_shape(tmp_path):
+    """The exported model called directly (own letterbox and NMS): eager's boxes, labels and scores on CCP
+    photos, also turned landscape, shrunk and cropped (other paddings), with the committed trained YOLO
+    when present, else the seeded stand-in."""
+    from clothingrec.serve.detector import detector_candidates, evaluate_candidates
+    from clothingrec.serve.yolo_direct import DirectYoloPredictor
+
+    photos = serve.agreement_images(3)
+    photos += [photos[0].transpose(1, 0, 2).copy(), photos[1][::3, ::2].copy(), photos[2][40:200, 10:300].copy()]
+    pred, info = zoo.resolve("clothing-detector", "auto", family="yolo", imgsz=128, workdir=tmp_path, images=photos)
+    candidates = detector_candidates(pred, backends=("onnx-fp32-direct",), threads=1, workdir=tmp_path)
+    assert candidates["onnx-fp32-direct"]["error"] is None, candidates["onnx-fp32-direct"]["error"]
+    served = candidates["onnx-fp32-direct"]["predictor"]
+    assert isinstance(served, DirectYoloPredictor) and served.category_names == pred.category_names
+    rows = {r["backend"]: r for r in evaluate_candidates(candidates, photos, rounds=1, repeats=1)}
+    a = rows["onnx-fp32-direct"]["agreement"]
+    print(f"\nyolo onnx-fp32-direct ({info.source}): {a['matched_reference']}/{a['reference_boxes']} eager boxes, "
+          f"{a['matched_backend']}/{a['backend_boxes']} served, min IoU {a['min_iou']:.5f}, "
+          f"max |Δscore| {a['max_score_diff']:.2g}")
+    assert a["reference_boxes"] > 0, "the comparison must cover real boxes"
+    # the same boxes up to float rounding; the greedy matcher may pair two near-equal-score boxes the other way
+    assert a["recall"] >= 0.99 and a["min_iou"] >= 0.999 and a["max_score_diff"] < 1e-4 and a["agrees"]
+    empty = served.predict(np.full((50, 70, 3), 114, np.uint8))
+    assert empty.boxes_xyxy.shape == (0, 4) and len(empty) == 0
+    with pytest.raises(ValueError, match="RGB"):
+        served.predict(np.zeros((10, 10), np.uint8))
 
 
 # ------------------------------------------------------------------ OpenVINO (issue 16, part 4)

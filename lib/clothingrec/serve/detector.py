@@ -19,7 +19,9 @@ ultralytics' own ONNX Runtime backend (``onnx-fp32``), or ``YOLO.export(format="
 and ultralytics' OpenVINO backend (``openvino-fp32``, compiled again with
 :func:`clothingrec.serve.openvino_backend.ov_config`); the serving predictor is a copy of the eager
 :class:`~clothingrec.detect.yolo.YoloPredictor` whose ``model`` is ``YOLO(<file>.onnx)`` /
-``YOLO(<folder>_openvino_model)``: same letterbox (dynamic exports keep eager's minimal padding), same NMS.
+``YOLO(<folder>_openvino_model)``: same letterbox (dynamic exports keep eager's minimal padding), same NMS;
+or the same ONNX file called directly with the project's own letterbox and NMS (``onnx-fp32-direct``,
+:mod:`clothingrec.serve.yolo_direct`: no ultralytics predict machinery around the three stages).
 
 Threads: one count (``threads``, default torch's) is given to torch, to ONNX Runtime
 (``intra_op_num_threads``, ``inter_op_num_threads`` = 1) and to OpenVINO (``INFERENCE_NUM_THREADS``,
@@ -52,6 +54,7 @@ from clothingrec.serve.onnx import (
     state_fingerprint,
 )
 from clothingrec.serve.timing import compare_latency
+from clothingrec.serve.yolo_direct import yolo_direct_backend
 
 #: torchvision candidates: which sub-modules run where
 RCNN_BACKENDS = {
@@ -59,7 +62,7 @@ RCNN_BACKENDS = {
     "onnx-fp32+int8-boxhead": {"backbone": "fp32", "rpn_head": "fp32", "box_head": "int8", "mask_head": "fp32"},
 }
 #: ultralytics YOLO candidates: its ONNX Runtime and its OpenVINO backends (both fp32, same pre/post-processing)
-YOLO_BACKENDS = ("onnx-fp32", "openvino-fp32")
+YOLO_BACKENDS = ("onnx-fp32", "openvino-fp32", "onnx-fp32-direct")
 
 
 # ------------------------------------------------------------------ torchvision hybrid
@@ -290,7 +293,8 @@ def yolo_openvino_backend(predictor, workdir=None, threads: int | None = None):
     return served
 
 
-YOLO_BUILDERS = {"onnx-fp32": yolo_backend, "openvino-fp32": yolo_openvino_backend}
+YOLO_BUILDERS = {"onnx-fp32": yolo_backend, "openvino-fp32": yolo_openvino_backend,
+                 "onnx-fp32-direct": yolo_direct_backend}
 
 
 def thread_settings(threads: int | None = None) -> dict:
