@@ -61,6 +61,30 @@ def test_train_imgsz_is_multi_scale_training_for_the_rcnns_only():
     assert load_config("smoke", family="fasterrcnn", train_imgsz=640).train_imgsz == [640]  # papermill -p 640
 
 
+def test_repeat_sampling_and_init_weights_reach_the_loop_and_are_checked(tmp_path):
+    cfg = load_config("smoke", family="fasterrcnn", repeat_threshold=0.3)
+    assert cfg.loop_config().repeat_threshold == 0.3 and cfg.loop_config().init_weights is None
+    with pytest.raises(ValueError, match="ultralytics has no such sampler"):
+        load_config("smoke", family="yolo", repeat_threshold=0.3)
+    with pytest.raises(ValueError, match="repeat_threshold"):
+        load_config("smoke", family="maskrcnn", repeat_threshold=-1)
+    # a run folder stands for the weights its record names; a file is taken as it is
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "best.pt").write_bytes(b"stand-in")
+    RunRecord(task="detect", family="fasterrcnn", arch="mobilenet_v3_large_fpn", classes=["a"], category_ids=[1],
+              dataset="x", imgsz=128, backend="torchvision", weights="checkpoints/best.pt").save(run)
+    assert load_config("smoke", init_weights=str(run)).loop_config().init_weights == str(run / "checkpoints/best.pt")
+    weights = str(run / "checkpoints" / "best.pt")
+    assert load_config("smoke", init_weights=weights).init_weights_file() == weights
+    with pytest.raises(ValueError, match="is a fasterrcnn run"):
+        load_config("smoke", family="maskrcnn", init_weights=str(run)).loop_config()
+    with pytest.raises(FileNotFoundError, match="neither a run folder nor a weights file"):
+        load_config("smoke", init_weights=str(tmp_path / "nothing")).loop_config()
+    with pytest.raises(ValueError, match="give one"):
+        load_config("smoke", pretrained="DEFAULT", init_weights=weights)
+
+
 def test_committed_cpu_configs_reproduce_the_curated_runs_sizes(tmp_path, monkeypatch):
     """`CONFIG=configs/detect/x.yaml` works from any folder (papermill runs in notebooks/), and the committed
     CPU configs give the input sizes the curated runs were trained with."""

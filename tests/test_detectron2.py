@@ -175,3 +175,8 @@ def test_detectron2_r50_and_r101_fpn_build_from_the_model_zoo_configs(tmp_path):
     with pytest.raises(ValueError, match="resnet18_fpn"):
         d2b.make_config(tmp_path / "t.json", tmp_path, tmp_path / "v.json", tmp_path, tmp_path / "x",
                         backbone="resnet18_fpn", num_classes=2)
+    # repeat-factor sampling and a start from an earlier run: detectron2's own sampler and MODEL.WEIGHTS
+    cfg = d2b.make_config(tmp_path / "t.json", tmp_path, tmp_path / "v.json", tmp_path, tmp_path / "rfs",
+                          num_classes=2, repeat_threshold=0.3, init_weights=str(tmp_path / "model_final.pth"))
+    assert cfg.DATALOADER.SAMPLER_TRAIN == "RepeatFactorTrainingSampler" and cfg.DATALOADER.REPEAT_THRESHOLD == 0.3
+    assert cfg.MODEL.WEIGHTS == str(tmp_path / "model_final.pth") and cfg.MODEL.BACKBONE.FREEZE_AT == 0
