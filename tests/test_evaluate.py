@@ -305,3 +305,32 @@ def test_learning_curve_reads_every_backend_history_as_core_hours(tmp_path):
     (tmp_path / "multiscale" / "history.csv").write_text((tmp_path / "fasterrcnn" / "history.csv").read_text())
     label = learning_curve(tmp_path / "multiscale").attrs["label"]
     assert label == "fasterrcnn x @192 px, trained at 427–640 (torchvision)"
+
+
+def test_a_restarted_run_continues_the_curve_of_the_run_it_started_from(tmp_path):
+    """init_weights: the record names the earlier run and keeps its curve; the restart's epochs and core-hours
+    count on from that run's last epoch, so the AP-per-core-hour plot charges the whole path."""
+    from clothingrec.detect.recipe import started_from
+    from clothingrec.evaluate import learning_curve
+    from clothingrec.runs import RunRecord
+
+    first = _curve_run(tmp_path, "fasterrcnn", {"epoch": [1, 2], "train_seconds": [1800.0, 1800.0],
+                                                "bbox_AP50": [0.3, 0.4]}, threads=1)
+    (first / "checkpoints").mkdir()
+    (first / "checkpoints" / "best.pt").write_bytes(b"stand-in")
+    origin = started_from(first / "checkpoints" / "best.pt")
+    assert origin["weights"].endswith("fasterrcnn/checkpoints/best.pt") and origin["run"].endswith("fasterrcnn")
+    assert [row["AP50"] for row in origin["curve"]] == [0.3, 0.4]
+
+    second = tmp_path / "restart"
+    second.mkdir()
+    record = RunRecord.load(first)
+    record.provenance["started_from"] = origin
+    record.save(second)
+    pd.DataFrame({"epoch": [1, 2], "train_seconds": [3600.0, 3600.0], "bbox_AP50": [0.45, 0.5]}).to_csv(
+        second / "history.csv", index=False)
+    curve = learning_curve(second)
+    assert curve["epoch"].tolist() == [1, 2, 3, 4] and curve["AP50"].tolist() == [0.3, 0.4, 0.45, 0.5]
+    assert curve["core_hours"].tolist() == pytest.approx([0.5, 1.0, 2.0, 3.0])
+    assert curve.attrs["label"] == "fasterrcnn x @192 px, restarted after epoch 2 (torchvision)"
+    assert started_from(tmp_path / "loose.pt") == {"weights": str(tmp_path / "loose.pt")}  # not in a run folder

@@ -266,11 +266,29 @@ def fit(cfg: DetectConfig, out, *, resume: bool = False, log=print, command: str
     record.metrics = {k: v for k, v in metrics.items() if k != "provenance"}
     record.provenance = provenance(command, train_seconds=round(train_seconds, 1), epochs_run=int(len(history)),
                                    interrupted=bool(interrupted), precision=trained_precision(cfg))
+    if cfg.init_weights:
+        record.provenance["started_from"] = started_from(cfg.init_weights_file())
     record.save(out)
     if len(history):
         history.to_csv(out / "history.csv", index=False)
     return Run(dir=out, record=record, config=cfg, data=data, history=history, steps=steps, predictor=predictor,
                evals=evals, predictions=predictions, interrupted=bool(interrupted), plots=plots, skipped=skipped)
+
+
+def started_from(weights) -> dict:
+    """What a run given ``init_weights`` started from: the weights file and, when it lies in a run folder
+    (``<run>/checkpoints/best.pt``, ``<run>/yolo/weights/best.pt``), that run's name and learning curve, so
+    that the restarted run's curve can be drawn after it and its cost counted from the first epoch."""
+    from clothingrec.evaluate.curves import learning_curve
+
+    weights = Path(weights).resolve()
+    info = {"weights": str(relative(weights))}
+    parent = next((d for d in weights.parents if (d / "run.json").is_file()), None)
+    if parent is not None:
+        curve = learning_curve(parent)
+        info.update(run=str(relative(parent)), name=curve.attrs.get("name"),
+                    curve=curve.round(6).to_dict(orient="records"))
+    return info
 
 
 def trained_precision(cfg: DetectConfig) -> str:

@@ -22,12 +22,17 @@ def learning_curve(run_dir) -> pd.DataFrame:
     ``hours`` is cumulative training wall time including the per-epoch evaluations; ``core_hours`` scales
     it by the torch threads of a CPU run (on an accelerator it equals ``hours``).  ``attrs``: ``name``,
     ``family``, ``split`` (the val digest) and ``label`` (family, model, input size, the range of a multi-scale
-    training's sizes, backend).
+    training's sizes, backend).  A run started from an earlier run's weights (``init_weights``) continues that
+    run's curve, stored in its record: its epochs and hours count on from the earlier run's last.
     """
     run_dir = Path(run_dir)
     record = RunRecord.load(run_dir)
     sizes = record.config.get("train_imgsz") or []
     trained_at = f", trained at {min(sizes)}–{max(sizes)}" if len(sizes) > 1 else ""  # multi-scale R-CNNs
+    before = (record.provenance.get("started_from") or {}).get("curve")
+    before = pd.DataFrame(before) if before else None
+    if before is not None:
+        trained_at += f", restarted after epoch {int(before['epoch'].iloc[-1])}"
     attrs = dict(name=record.name, family=record.family, split=record.split.get("val", {}).get("digest"),
                  label=f"{record.family} {record.arch} @{record.imgsz} px{trained_at} ({record.backend})")
     if not (run_dir / "history.csv").is_file():  # stopped before its first epoch ended
@@ -55,6 +60,12 @@ def learning_curve(run_dir) -> pd.DataFrame:
     if segm is not None:
         curve["segm_AP50"] = segm.astype(float)
     curve = curve.dropna(subset=["AP50"]).reset_index(drop=True)
+    if before is not None:
+        last = before.iloc[-1]
+        for column in ("epoch", "hours", "core_hours"):
+            curve[column] = curve[column] + last[column]
+        curve = pd.concat([before[[c for c in curve.columns if c in before]], curve], ignore_index=True)
+        curve["epoch"] = curve["epoch"].astype(int)
     curve.attrs.update(attrs)
     return curve
 
