@@ -96,7 +96,8 @@ def resolve_detector(kind: str, source: str, *, min_size: int, imgsz: int, image
 
 
 def detector_batch_call(predictor, images):
-    """A zero-argument callable running ``images`` as one batch through the predictor's model."""
+    """A zero-argument callable running ``images`` as one batch through the predictor's model (the direct YOLO
+    path letterboxes each image to its own shape: one call per image)."""
     from clothingrec.serve.detector import is_torchvision_rcnn, is_yolo
 
     if is_torchvision_rcnn(predictor):
@@ -106,7 +107,7 @@ def detector_batch_call(predictor, images):
             with torch.inference_mode():
                 predictor.model(tensors)
         return call
-    if is_yolo(predictor):
+    if is_yolo(predictor) and hasattr(predictor, "model"):
         from clothingrec.detect.yolo import quiet_ultralytics
 
         bgr = [np.ascontiguousarray(im[..., ::-1]) for im in images]

@@ -151,9 +151,10 @@ def markdown(record: dict) -> list[str]:
                   "End to end = one RGB image in, the project's result out (YOLO: letterbox, model, NMS, "
                   "Detections; classifier: resize, normalise, logits, softmax).  Model only = the backend's "
                   "forward on the prepared tensor.  YOLO's pre / model / post = ultralytics' own per-stage "
-                  "figures (medians) for the same calls.", "",
+                  "figures (medians) for the same calls; for `onnx-fp32-direct` (the exported model called "
+                  "without ultralytics' predict) its own letterbox / session / NMS times.", "",
                   "| model | backend | agrees | end to end median ms | p95 ms | model only median ms | "
-                  "pre / model / post ms (ultralytics) | end-to-end speed-up |",
+                  "pre / model / post ms | end-to-end speed-up |",
                   "|---|---|---|---:|---:|---:|---|---:|"]
         for res in side:
             base = next((r["end_to_end"]["median_ms"] for r in res["rows"]

@@ -6,6 +6,7 @@ that the script wrote its JSON and markdown table.
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -52,3 +53,11 @@ def test_bench_quick(script: Path, tmp_path: Path):
     if out_dir is not None:
         written = sorted(p.suffix for p in out_dir.glob("*") if p.suffix in (".json", ".md"))
         assert ".json" in written and ".md" in written, f"{script.name} wrote {list(out_dir.glob('*'))}"
+        # a model or backend that failed is reported in the record, and must not pass here unnoticed
+        for path in out_dir.glob("*.json"):
+            record = json.loads(path.read_text())
+            results = record.get("results", []) if isinstance(record, dict) else []
+            for result in [r for r in results if isinstance(r, dict)] if isinstance(results, list) else []:
+                failed = [result.get("error")] + [row.get("error") for row in result.get("rows", [])
+                                                  if isinstance(row, dict)]
+                assert not any(failed), f"{path.name}: {result.get('model')}: {[f for f in failed if f]}"
