@@ -226,8 +226,11 @@ def test_markdown_and_outputs(tree, tmp_path):
     assert md.splitlines()[0] == "| model | source | accuracy (%) | GFLOPs |"
     assert "| resnet50 | committed | 74 | 8.18 |" in md
     summary = compare.write_comparison(tmp_path / "out", cls, det, compare.verdict(cls, det), col, None)
-    assert (tmp_path / "out" / "comparison.md").read_text().startswith("# Model comparison")
+    text = (tmp_path / "out" / "comparison.md").read_text()
+    assert text.startswith("# Model comparison")
     assert len(summary["skipped"]) == 3
+    # detectors are named by their folder: two runs of one recipe share a record name, never a folder
+    assert "| model | from | source | dataset | bbox AP |" in text and "| results/yolo | committed |" in text
 
 
 def test_model_key_normalisation():

@@ -544,7 +544,8 @@ def write_comparison(out_dir, classifiers: pd.DataFrame, detectors: pd.DataFrame
     detectors.to_csv(out / "detectors.csv", index=False)
     md_cls = ["model", "run", "source", "accuracy (%)", "macro-F1 (%)", "GMACs", "GFLOPs", "params (M)",
               "latency p50 (ms)", "latency p95 (ms)"]
-    md_det = ["model", "run", "source", "dataset", "bbox AP", "bbox AP50", "segm AP", "GFLOPs", "params (M)",
+    # detectors by folder ("from"): several runs of one recipe share a record name
+    md_det = ["model", "from", "source", "dataset", "bbox AP", "bbox AP50", "segm AP", "GFLOPs", "params (M)",
               "latency p50 (ms)", "latency p95 (ms)"]
     text = ["# Model comparison", "", "## Classifiers", "", to_markdown(classifiers, md_cls, ".4g"), "",
             "## Detectors", "", to_markdown(detectors, md_det, ".4g"), "", "## Verdict", "",
