@@ -59,7 +59,7 @@ def letterbox(image: np.ndarray, imgsz: int, stride: int = 32) -> tuple[np.ndarr
 def decode(raw: np.ndarray, params: dict, shape: tuple[int, int], *, conf: float, iou: float,
            max_det: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(boxes xyxy in image pixels, class indices, scores)`` from the model's ``(1, 4 + C, A)`` output."""
-    from torchvision.ops import batched_nms
+    from clothingrec.pipeline import nms_per_class
 
     pred = raw[0].T  # (anchors, 4 + classes)
     cls_scores = pred[:, 4:]
@@ -68,13 +68,10 @@ def decode(raw: np.ndarray, params: dict, shape: tuple[int, int], *, conf: float
     keep = scores > conf
     if not keep.any():
         return np.zeros((0, 4), np.float32), np.zeros(0, np.int64), np.zeros(0, np.float32)
-    xywh, cls, scores = pred[keep, :4], cls[keep], scores[keep]
-    boxes = np.empty_like(xywh)
-    boxes[:, :2] = xywh[:, :2] - xywh[:, 2:] / 2
-    boxes[:, 2:] = xywh[:, :2] + xywh[:, 2:] / 2
-    kept = batched_nms(torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(cls), iou)
-    kept = kept[:max_det].numpy()
-    boxes, cls, scores = boxes[kept], cls[kept], scores[kept]
+    xywh = pred[keep, :4]
+    boxes = np.concatenate([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], axis=1)
+    kept = nms_per_class(Detections(boxes, cls[keep], scores[keep]), iou).top(max_det)  # best score first
+    boxes, cls, scores = kept.boxes_xyxy.astype(np.float32), kept.labels, kept.scores
     boxes[:, [0, 2]] = (boxes[:, [0, 2]] - params["left"]) / params["scale_x"]
     boxes[:, [1, 3]] = (boxes[:, [1, 3]] - params["top"]) / params["scale_y"]
     h, w = shape
