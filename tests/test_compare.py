@@ -231,6 +231,8 @@ def test_markdown_and_outputs(tree, tmp_path):
     assert len(summary["skipped"]) == 3
     # detectors are named by their folder: two runs of one recipe share a record name, never a folder
     assert "| model | from | source | dataset | bbox AP |" in text and "| results/yolo | committed |" in text
+    # the cost columns say what they count (R-CNN heads at their caps), under the table
+    assert text.index(compare.DETECTOR_COST_NOTE) > text.index("| model | from |")
 
 
 def test_model_key_normalisation():

@@ -80,3 +80,14 @@ def test_curated_results_carry_repository_relative_paths():
         "absolute machine paths under runs/results/ (write them relative to the repository root, e.g. "
         "runs/03_train_yolo/<stamp> or `make ...` instead of `cd /work/... && make ...`):\n"
         + "\n".join(f"{name}: {hits[:3]}" for name, hits in offenders.items()))
+
+
+def test_stored_notebook_outputs_carry_no_machine_paths():
+    """The notebooks' stored outputs (what a reader sees on the repository page, what nbval compares) show
+    paths from the repository root, as the curated results do."""
+    notebooks = sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))
+    assert notebooks, "no notebooks"
+    offenders = {p.name: hits for p in notebooks if (hits := absolute_paths(p))}
+    assert not offenders, ("absolute machine paths in stored notebook outputs (print them with "
+                           "clothingrec.paths.project_relative):\n"
+                           + "\n".join(f"{name}: {hits[:3]}" for name, hits in offenders.items()))

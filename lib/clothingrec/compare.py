@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from clothingrec.paths import RESULTS_DIR, RUNS_DIR
+from clothingrec.paths import RESULTS_DIR, RUNS_DIR, project_relative
 from clothingrec.reference import Reference, references
 
 ANALYSIS_NOTEBOOK = "11_analyze_models"
@@ -91,8 +91,6 @@ def validate_metrics(data, path) -> str | None:
 
 
 def _read(path: Path, source: str, out: Collection) -> None:
-    from clothingrec.paths import project_relative
-
     name = project_relative(path)  # reasons name files as the repository does, not this machine
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -535,6 +533,14 @@ def to_markdown(df: pd.DataFrame, columns: list[str] | None = None, floatfmt: st
     return "\n".join(lines)
 
 
+#: what the detectors' cost columns measure (notebook 11's analysis of the architecture)
+DETECTOR_COST_NOTE = (
+    "GFLOPs, params and latency: notebook 11's analysis of each architecture at the run's input size, batch 1, "
+    "one thread, without NMS. R-CNN heads are counted at their test-time caps (1000 proposals; Mask R-CNN's "
+    "mask head on 100 detections), an upper bound: a trained model that keeps fewer detections costs less "
+    "(the serving latencies of trained models are in `bench/inference.md`).")
+
+
 def write_comparison(out_dir, classifiers: pd.DataFrame, detectors: pd.DataFrame, verdict_lines: list[str],
                      collection: Collection, analysis_path) -> dict:
     """comparison.json, the two CSV tables and comparison.md (tables + verdict) in ``out_dir``."""
@@ -548,13 +554,13 @@ def write_comparison(out_dir, classifiers: pd.DataFrame, detectors: pd.DataFrame
     md_det = ["model", "from", "source", "dataset", "bbox AP", "bbox AP50", "segm AP", "GFLOPs", "params (M)",
               "latency p50 (ms)", "latency p95 (ms)"]
     text = ["# Model comparison", "", "## Classifiers", "", to_markdown(classifiers, md_cls, ".4g"), "",
-            "## Detectors", "", to_markdown(detectors, md_det, ".4g"), "", "## Verdict", "",
+            "## Detectors", "", to_markdown(detectors, md_det, ".4g"), "", DETECTOR_COST_NOTE, "", "## Verdict", "",
             *[f"- {line}" for line in verdict_lines], ""]
     (out / "comparison.md").write_text("\n".join(text), encoding="utf-8")
     summary = {"classifiers": json.loads(classifiers.to_json(orient="records")),
                "detectors": json.loads(detectors.to_json(orient="records")),
                "verdict": verdict_lines, "skipped": collection.skipped,
-               "inputs": [str(r.path) for r in collection.results],
-               "analysis": str(analysis_path) if analysis_path else None}
+               "inputs": [project_relative(r.path) for r in collection.results],
+               "analysis": project_relative(analysis_path) if analysis_path else None}
     (out / "comparison.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return summary

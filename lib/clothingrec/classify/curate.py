@@ -16,7 +16,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from clothingrec.paths import PROJECT_ROOT, RESULTS_DIR
+from clothingrec.paths import PROJECT_ROOT, RESULTS_DIR, from_project
 
 MAX_WEIGHTS_BYTES = 10 * 1024 * 1024
 TRAIN_FILES = ("09_train_classifier.ipynb", "config.yaml", "train_summary.json", "history.csv", "history.png",
@@ -56,7 +56,7 @@ def curate(train_run: Path, eval_run: Path, command: str, eval_command: str, nam
             if (folder / f).is_file():
                 shutil.copy2(folder / f, dest / f)
                 copied.append(f)
-    weights = Path(summary["weights"]) if summary.get("weights") else None
+    weights = from_project(summary["weights"]) if summary.get("weights") else None
     weights_note = "none exported"
     if weights and weights.is_file():
         size = weights.stat().st_size

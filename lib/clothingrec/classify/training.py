@@ -257,9 +257,9 @@ class TrainResult:
         return read_history(self.output_dir)
 
     def summary(self) -> dict[str, Any]:
-        return {"name": self.config.name, "model": self.config.model, "best_checkpoint": self.best_checkpoint,
+        return {"name": self.config.name, "model": self.config.model, "best_checkpoint": relative(self.best_checkpoint),
                 "best_epoch": self.best_epoch, "monitor": self.monitor, "best_score": self.best_score,
-                "weights": str(self.weights_path) if self.weights_path else None, "epochs_run": self.epochs_run,
+                "weights": relative(self.weights_path), "epochs_run": self.epochs_run,
                 "stopped_reason": self.stopped_reason, "train_images_per_s": self.train_images_per_s,
                 "fit_seconds": self.fit_seconds, "store_seconds": self.store_seconds, "params": self.params,
                 "precision": self.precision, "device": self.device, "lr_used": self.lr_used,
