@@ -11,7 +11,7 @@ from clothingrec.detect import SplitMismatch, evaluate_run, fit, load_config, lo
 from clothingrec.detect.config import DetectConfig
 from clothingrec.detect.engine import lr_lambda_factory
 from clothingrec.detect.recipe import check_split, prepared_dir, split_of
-from clothingrec.paths import RESULTS_DIR
+from clothingrec.paths import PROJECT_ROOT, RESULTS_DIR
 from clothingrec.runs import RunRecord
 
 
@@ -103,6 +103,17 @@ def test_committed_cpu_configs_reproduce_the_curated_runs_sizes(tmp_path, monkey
         load_config("smoke", "configs/detect/nope.yaml")
 
 
+def test_committed_configs_for_real_data_use_every_image():
+    """default.yaml caps images for smoke runs; an experiment config on a real dataset that forgets to lift the
+    cap would train on a handful of images and still finish."""
+    configs = [p for p in sorted((PROJECT_ROOT / "configs" / "detect").glob("*.yaml")) if p.name != "default.yaml"]
+    assert len(configs) >= 10
+    for path in configs:
+        cfg = load_config("smoke", str(path))
+        if not cfg.dataset.startswith("synthetic"):
+            assert (cfg.max_images, cfg.max_eval_images) == (None, None), path.name
+
+
 @pytest.mark.parametrize("scheduler", ["multistep", "cosine"])
 def test_person_full_schedule_warms_up_then_decays(scheduler):
     cfg = load_config("full", classes="person", scheduler=scheduler).loop_config()
@@ -181,7 +192,6 @@ def test_two_trainings_preparing_one_folder_at_once_take_turns(tmp_path):
 
 def test_find_runs_reads_run_folders_named_from_the_project_root(tmp_path, monkeypatch):
     from clothingrec.detect import find_runs
-    from clothingrec.paths import PROJECT_ROOT
 
     monkeypatch.chdir(tmp_path)  # as in `make evaluate`: the notebook runs in another directory
     (tmp_path / "here").mkdir()
