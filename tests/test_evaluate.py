@@ -307,6 +307,28 @@ def test_learning_curve_reads_every_backend_history_as_core_hours(tmp_path):
     assert label == "fasterrcnn x @192 px, trained at 427–640 (torchvision)"
 
 
+def test_runs_of_one_setup_are_told_apart_on_the_plot(tmp_path):
+    """Two runs with the same family, model and size (trained two ways) get their run names in the legend; a
+    run alone keeps its plain label; runs that share the name too add their folder."""
+    from clothingrec.evaluate import labelled, learning_curve
+    from clothingrec.runs import RunRecord
+
+    history = {"epoch": [1], "time": [60.0], "val_mAP50": [0.1]}
+    runs = {}
+    for folder, name in (("a", "long"), ("b", "long-aug"), ("c", "long-aug")):
+        run_dir = _curve_run(tmp_path, folder, history)
+        record = RunRecord.load(run_dir)
+        record.family, record.name = "yolo", name
+        record.save(run_dir)
+        runs[folder] = learning_curve(run_dir)
+    alone = learning_curve(_curve_run(tmp_path, "fasterrcnn", {"epoch": [1], "train_seconds": [60.0],
+                                                               "bbox_AP50": [0.2]}))
+    labels = list(labelled([runs["a"], runs["b"], runs["c"], alone]))
+    assert labels == ["yolo x @192 px (torchvision) [long]", "yolo x @192 px (torchvision) [long-aug, b]",
+                      "yolo x @192 px (torchvision) [long-aug, c]", "fasterrcnn x @192 px (torchvision)"]
+    assert list(labelled([runs["a"]])) == ["yolo x @192 px (torchvision)"]
+
+
 def test_a_restarted_run_continues_the_curve_of_the_run_it_started_from(tmp_path):
     """init_weights: the record names the earlier run and keeps its curve; the restart's epochs and core-hours
     count on from that run's last epoch, so the AP-per-core-hour plot charges the whole path."""

@@ -11,7 +11,7 @@ from clothingrec.evaluate.coco import (
     ground_truth_as_results,
     load_coco,
 )
-from clothingrec.evaluate.curves import learning_curve, plot_learning_curves
+from clothingrec.evaluate.curves import labelled, learning_curve, plot_learning_curves
 from clothingrec.evaluate.results import (
     EXPORT_SCORE_THRESHOLD,
     PredictionRun,
@@ -31,5 +31,5 @@ __all__ = [
     "STAT_NAMES", "CocoEvalResult", "coco_evaluate", "ground_truth_as_results", "load_coco",
     "EXPORT_SCORE_THRESHOLD", "PredictionRun", "confusion_matrix", "detections_to_results",
     "detector_metrics", "encode_mask", "evaluate_predictions", "evaluate_predictor", "predict_coco",
-    "read_image", "results_table", "write_json", "learning_curve", "plot_learning_curves",
+    "read_image", "results_table", "write_json", "labelled", "learning_curve", "plot_learning_curves",
 ]

@@ -33,7 +33,8 @@ def learning_curve(run_dir) -> pd.DataFrame:
     before = pd.DataFrame(before) if before else None
     if before is not None:
         trained_at += f", restarted after epoch {int(before['epoch'].iloc[-1])}"
-    attrs = dict(name=record.name, family=record.family, split=record.split.get("val", {}).get("digest"),
+    attrs = dict(name=record.name, run=run_dir.name, family=record.family,
+                 split=record.split.get("val", {}).get("digest"),
                  label=f"{record.family} {record.arch} @{record.imgsz} px{trained_at} ({record.backend})")
     if not (run_dir / "history.csv").is_file():  # stopped before its first epoch ended
         empty = pd.DataFrame(columns=["epoch", "hours", "AP50", "core_hours"])
@@ -68,6 +69,23 @@ def learning_curve(run_dir) -> pd.DataFrame:
         curve["epoch"] = curve["epoch"].astype(int)
     curve.attrs.update(attrs)
     return curve
+
+
+def labelled(curves) -> dict[str, pd.DataFrame]:
+    """``{legend label: curve}`` for :func:`learning_curve` results: each run's ``label``; runs that share one
+    (the same family, model and size trained two ways) add their run name, and their folder where those agree."""
+    curves = list(curves)
+    shared = pd.Series([c.attrs["label"] for c in curves]).value_counts()
+    named = pd.Series([f"{c.attrs['label']} [{c.attrs['name']}]" for c in curves]).value_counts()
+    out = {}
+    for curve in curves:
+        label = curve.attrs["label"]
+        if shared[label] > 1:
+            label = f"{label} [{curve.attrs['name']}]"
+            if named[label] > 1:
+                label = f"{label[:-1]}, {curve.attrs['run']}]"
+        out[label] = curve
+    return out
 
 
 def plot_learning_curves(curves: dict[str, pd.DataFrame], ax=None, *, x: str = "core_hours", goals=None):
