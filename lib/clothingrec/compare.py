@@ -538,7 +538,7 @@ DETECTOR_COST_NOTE = (
     "GFLOPs, params and latency: notebook 11's analysis of each architecture at the run's input size, batch 1, "
     "one thread, without NMS. R-CNN heads are counted at their test-time caps (1000 proposals; Mask R-CNN's "
     "mask head on 100 detections), an upper bound: a trained model that keeps fewer detections costs less "
-    "(the serving latencies of trained models are in `bench/inference.md`).")
+    "(the serving latencies of trained models are in `runs/results/bench/inference.md`).")
 
 
 def write_comparison(out_dir, classifiers: pd.DataFrame, detectors: pd.DataFrame, verdict_lines: list[str],
