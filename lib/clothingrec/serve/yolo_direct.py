@@ -10,7 +10,8 @@ ultralytics exports (:func:`clothingrec.serve.detector.export_yolo_onnx`, dynami
 - forward: one ONNX Runtime session with the stated thread count; output ``(1, 4 + classes, anchors)``,
   boxes as centre / size in input pixels, class scores after the sigmoid;
 - NMS: each anchor's best class and its score above ``conf``, per-class NMS at ``iou``
-  (``torchvision.ops.batched_nms``), the ``max_det`` highest kept, boxes mapped back to the image.
+  (:func:`clothingrec.pipeline.nms_per_class`, the pipeline's one NMS rule), the ``max_det`` highest kept,
+  boxes mapped back to the image.
 
 It has the :class:`~clothingrec.detect.yolo.YoloPredictor` interface (``predict(RGB image) ->
 Detections``, ``category_ids`` / ``category_names``, ``imgsz``, ``conf``, ``iou``, ``max_det``) and is
