@@ -10,7 +10,7 @@ from clothingrec.convert import prepare_detection_dataset
 from clothingrec.detect import SplitMismatch, evaluate_run, fit, load_config, load_detector
 from clothingrec.detect.config import DetectConfig
 from clothingrec.detect.engine import lr_lambda_factory
-from clothingrec.detect.recipe import check_split, prepared_dir, split_of
+from clothingrec.detect.recipe import check_split, prepare, prepared_dir, split_of
 from clothingrec.paths import PROJECT_ROOT, RESULTS_DIR
 from clothingrec.runs import RunRecord
 
@@ -198,3 +198,35 @@ def test_find_runs_reads_run_folders_named_from_the_project_root(tmp_path, monke
     found, missing = find_runs("runs/results/detector-yolo-ccp, here, runs/no-such-run")
     assert found == [PROJECT_ROOT / "runs" / "results" / "detector-yolo-ccp", Path("here")]
     assert missing == ["runs/no-such-run: no such run folder"]
+
+
+def test_yolo_detect_model_on_outline_labels_gets_copy_paste():
+    """train_labels=outlines gives a detect model the segment label set; ultralytics then keeps each garment's
+    outline, which its copy_paste needs (on box labels it pastes nothing)."""
+    import random
+
+    from ultralytics.cfg import get_cfg
+    from ultralytics.data import build_yolo_dataset
+    from ultralytics.data.utils import check_det_dataset
+
+    with pytest.raises(ValueError, match="train_labels=outlines is for YOLO"):
+        load_config("smoke", family="fasterrcnn", train_labels="outlines")
+    with pytest.raises(ValueError, match="a segment model trains on outlines"):
+        load_config("smoke", family="yolo", task="segment", train_labels="boxes")
+    with pytest.raises(ValueError, match="train_labels='masks'"):
+        load_config("smoke", family="yolo", train_labels="masks")
+    counts = {}
+    for labels in ("boxes", "outlines"):
+        cfg = load_config("smoke", family="yolo", train_labels=labels)
+        assert (cfg.task, cfg.label_task) == ("detect", {"boxes": "detect", "outlines": "segment"}[labels])
+        data = prepare(cfg)
+        assert data.root == prepared_dir(cfg.dataset, task=cfg.label_task, max_images=cfg.max_images).resolve()
+        spec = check_det_dataset(str(data.yolo_yaml))
+        for paste in (0.0, 1.0):
+            hyp = get_cfg(overrides={"task": "detect", "imgsz": 128, "mosaic": 0.0, "copy_paste": paste,
+                                     "copy_paste_mode": "mixup", "fliplr": 0.0, "scale": 0.0, "translate": 0.0})
+            dataset = build_yolo_dataset(hyp, spec["train"], 1, spec, mode="train")
+            random.seed(0)
+            counts[labels, paste] = sum(len(dataset[i]["cls"]) for i in range(len(dataset)))
+    assert counts["boxes", 0.0] == counts["outlines", 0.0] == counts["boxes", 1.0]
+    assert counts["outlines", 1.0] > counts["outlines", 0.0]

@@ -49,6 +49,7 @@ class DetectConfig:
     classes: str = "garments"
     dataset: str = "synthetic-df2"
     task: str | None = None
+    train_labels: str | None = None
     model: str | None = None
     pretrained: Any = None
     pretrained_backbone: str | None = None
@@ -106,6 +107,12 @@ class DetectConfig:
             problems.append(f"classes={self.classes!r} is not one of {CLASSES}")
         if self.task not in ("detect", "segment"):
             problems.append(f"task={self.task!r} is not detect or segment")
+        if self.train_labels not in (None, "boxes", "outlines"):
+            problems.append(f"train_labels={self.train_labels!r} is not boxes or outlines (null: the task's own)")
+        elif self.train_labels == "boxes" and self.task == "segment":
+            problems.append("train_labels=boxes: a segment model trains on outlines")
+        elif self.train_labels == "outlines" and self.family != "yolo":
+            problems.append("train_labels=outlines is for YOLO; the R-CNNs read boxes and masks from COCO")
         if self.imgsz < 32 or self.epochs < 1 or self.batch < 1:
             problems.append(f"imgsz ({self.imgsz}) must be ≥ 32, epochs ({self.epochs}) and batch ({self.batch}) ≥ 1")
         if self.train_imgsz:
@@ -132,6 +139,13 @@ class DetectConfig:
         if problems:
             raise ValueError("invalid detection config: " + "; ".join(problems))
         return self
+
+    @property
+    def label_task(self) -> str:
+        """The YOLO label set the model trains on: ``segment`` (outlines) or ``detect`` (boxes)."""
+        if self.task == "segment" or self.train_labels == "outlines":
+            return "segment"
+        return "detect"
 
     @property
     def rcnn_sizes(self) -> tuple[int, int]:

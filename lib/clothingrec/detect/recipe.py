@@ -57,8 +57,8 @@ def prepare(cfg: DetectConfig):
     """The config's dataset converted to COCO + YOLO (reused when current); see :mod:`clothingrec.convert`."""
     from clothingrec.convert import prepare_detection_dataset
 
-    out = prepared_dir(cfg.dataset, classes=cfg.classes, task=cfg.task, max_images=cfg.max_images)
-    return prepare_detection_dataset(cfg.dataset, out, task=cfg.task, classes=cfg.classes,
+    out = prepared_dir(cfg.dataset, classes=cfg.classes, task=cfg.label_task, max_images=cfg.max_images)
+    return prepare_detection_dataset(cfg.dataset, out, task=cfg.label_task, classes=cfg.classes,
                                      max_images=cfg.max_images, seed=cfg.seed, progress=False)
 
 
