@@ -102,8 +102,18 @@ def bench_detector(kind: str, args, images, log) -> dict:
                 row["stages"] = B.yolo_stages(live[row["backend"]], images[0], repeats=max(3, args.det_repeats * 3))
     usable = [r for r in rows if r.get("agreement", {}).get("agrees") and "batch1" in r]
     chosen = serve.classifier.choose(usable)["backend"] if usable else "eager"
-    return {"model": kind, "description": desc, "agreement_images": len(images), "throughput_batch": args.det_batch,
-            "chosen": chosen, "rows": rows}
+    out = {"model": kind, "description": desc, "agreement_images": len(images), "throughput_batch": args.det_batch,
+           "chosen": chosen, "rows": rows}
+    if serve.detector.is_yolo(pred):  # the input shapes the batch-1 medians pool (the direct path's letterbox)
+        from clothingrec.serve.yolo_direct import letterbox_params
+
+        shapes = []
+        for image in images[:min(len(images), 2)]:
+            lb = letterbox_params(image.shape[0], image.shape[1], pred.imgsz)
+            shapes.append(f"{image.shape[0]}×{image.shape[1]} → {lb['size'][1] + lb['top'] + lb['bottom']}×"
+                          f"{lb['size'][0] + lb['left'] + lb['right']}")
+        out["timing_inputs"] = shapes
+    return out
 
 
 def markdown(record: dict) -> list[str]:
@@ -170,6 +180,10 @@ def markdown(record: dict) -> list[str]:
                              f"{B.fmt(e2e.get('median_ms'), 2)} | {B.fmt(e2e.get('p95_ms'), 2)} | "
                              f"{B.fmt(mo.get('median_ms'), 2)} | {split} | "
                              f"{B.fmt(base / e2e['median_ms'] if base else None, 2)}x |")
+        for res in side:
+            if res.get("timing_inputs"):
+                lines += ["", f"{res['model']}: batch-1 medians pool the photos (height×width → the direct path's "
+                          f"network input): {'; '.join(res['timing_inputs'])}."]
     lines += ["", "Models: " + "; ".join(f"{r['model']}: {r.get('description', '?')}" for r in record["results"]),
               "", f"Detector agreement and latency images: {record.get('agreement_photos', '?')}.", ""]
     return lines
