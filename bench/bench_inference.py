@@ -80,9 +80,9 @@ def bench_detector(kind: str, args, images, log) -> dict:
                                     images=images, detections=args.maskrcnn_detections if kind == "maskrcnn"
                                     else args.detections, seed=args.seed, workdir=args.workdir)
     candidates = serve.detector.detector_candidates(pred, threads=args.threads, workdir=args.workdir, log=log)
+    timed = min(len(images), 2)  # photos the batch-1 median pools
     rows = serve.detector.evaluate_candidates(candidates, images, rounds=args.rounds, repeats=args.det_repeats,
-                                              score_threshold=args.score_threshold,
-                                              timing_images=min(len(images), 2))
+                                              score_threshold=args.score_threshold, timing_images=timed)
     batch_imgs = [images[i % len(images)] for i in range(args.det_batch)]
     calls = {name: B.detector_batch_call(e["predictor"], batch_imgs) for name, e in candidates.items()
              if e["predictor"] is not None and not any(r["backend"] == name and r.get("error") for r in rows)}
@@ -104,15 +104,48 @@ def bench_detector(kind: str, args, images, log) -> dict:
     chosen = serve.classifier.choose(usable)["backend"] if usable else "eager"
     out = {"model": kind, "description": desc, "agreement_images": len(images), "throughput_batch": args.det_batch,
            "chosen": chosen, "rows": rows}
-    if serve.detector.is_yolo(pred):  # the input shapes the batch-1 medians pool (the direct path's letterbox)
-        from clothingrec.serve.yolo_direct import letterbox_params
+    if serve.detector.is_yolo(pred):
+        out["timing_inputs"] = [yolo_input_label(*im.shape[:2], pred.imgsz) for im in images[:timed]]
+        out["by_input"] = yolo_latency_by_input(live, images, pred.imgsz, rounds=args.rounds,
+                                                repeats=max(3, args.det_repeats * 3))
+    return out
 
-        shapes = []
-        for image in images[:min(len(images), 2)]:
-            lb = letterbox_params(image.shape[0], image.shape[1], pred.imgsz)
-            shapes.append(f"{image.shape[0]}×{image.shape[1]} → {lb['size'][1] + lb['top'] + lb['bottom']}×"
-                          f"{lb['size'][0] + lb['left'] + lb['right']}")
-        out["timing_inputs"] = shapes
+
+def yolo_input_label(height: int, width: int, imgsz: int) -> str:
+    """``"height×width"`` of the network input a photo letterboxes to (minimal stride padding)."""
+    from clothingrec.serve.yolo_direct import letterbox_params
+
+    lb = letterbox_params(height, width, imgsz)
+    return f"{lb['size'][1] + lb['top'] + lb['bottom']}×{lb['size'][0] + lb['left'] + lb['right']}"
+
+
+def yolo_latency_by_input(predictors: dict, images, imgsz: int, *, rounds: int, repeats: int) -> dict:
+    """Batch-1 end-to-end latency of each YOLO predictor per network input shape (one photo of each shape
+    among ``images``), with the share of the stored CCP split's photos that letterbox to that shape."""
+    from PIL import Image
+
+    from clothingrec.paths import CCP, find_dataset
+    from clothingrec.splits import ccp_split
+
+    first: dict[str, object] = {}
+    for image in images:
+        first.setdefault(yolo_input_label(*image.shape[:2], imgsz), image)
+    counts: dict[str, int] = {}
+    root = find_dataset(CCP, required=False)
+    if root:
+        for ids in ccp_split().values():
+            for f in (root / "photos" / f"{i}.jpg" for i in ids):
+                if not f.is_file():
+                    continue
+                with Image.open(f) as im:  # header only
+                    w, h = im.size
+                label = yolo_input_label(h, w, imgsz)
+                counts[label] = counts.get(label, 0) + 1
+    out = {}
+    for label, image in first.items():
+        lat = compare_latency({n: (lambda p=p, im=image: p.predict(im)) for n, p in predictors.items()},
+                              rounds=rounds, repeats=repeats)
+        out[label] = {"ccp_photos": counts.get(label, 0), "ccp_total": sum(counts.values()), "latency": lat}
     return out
 
 
@@ -182,8 +215,25 @@ def markdown(record: dict) -> list[str]:
                              f"{B.fmt(base / e2e['median_ms'] if base else None, 2)}x |")
         for res in side:
             if res.get("timing_inputs"):
-                lines += ["", f"{res['model']}: batch-1 medians pool the photos (height×width → the direct path's "
-                          f"network input): {'; '.join(res['timing_inputs'])}."]
+                lines += ["", f"{res['model']}: the batch-1 medians above pool {len(res['timing_inputs'])} photos "
+                          f"(network inputs {', '.join(res['timing_inputs'])}); model only and the stage split: "
+                          f"the first ({res['timing_inputs'][0]})."]
+            if res.get("by_input"):
+                shapes = list(res["by_input"])
+                lines += ["", f"#### {res['model']}: batch 1 end to end by network input", "",
+                          "Each photo is letterboxed to the model's size with the minimal stride padding, so "
+                          "photos of one aspect ratio can land on different inputs; one photo of each, timed "
+                          "interleaved.  Share = photos of the stored CCP split (all parts) with that input.", "",
+                          "| backend | " + " | ".join(f"{s} median / p95 ms" for s in shapes) + " |",
+                          "|---|" + "---:|" * len(shapes)]
+                backends = list(next(iter(res["by_input"].values()))["latency"])
+                for name in backends:
+                    mark = " ✔" if name == res["chosen"] else ""
+                    cells = [f"{B.fmt(res['by_input'][s]['latency'][name]['median_ms'], 2)} / "
+                             f"{B.fmt(res['by_input'][s]['latency'][name]['p95_ms'], 2)}" for s in shapes]
+                    lines.append(f"| {name}{mark} | " + " | ".join(cells) + " |")
+                share = [f"{res['by_input'][s]['ccp_photos']}/{res['by_input'][s]['ccp_total']}" for s in shapes]
+                lines.append("| share of CCP photos | " + " | ".join(share) + " |")
     lines += ["", "Models: " + "; ".join(f"{r['model']}: {r.get('description', '?')}" for r in record["results"]),
               "", f"Detector agreement and latency images: {record.get('agreement_photos', '?')}.", ""]
     return lines

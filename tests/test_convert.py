@@ -2,6 +2,7 @@
 import json
 import shutil
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -356,3 +357,36 @@ def test_annotation_text_is_the_plain_json_of_the_annotation(category, landmarks
     ann = {"category_id": category, "bbox": [1.0, 2.0, 3.0, 4.0], "area": 5.0, "iscrowd": 0,
            "segmentation": [[0, 0, 4, 0, 4, 4]], "keypoints": kps, "num_keypoints": num, "source": source}
     assert coco_mod.annotation_text(ann) == coco_mod._dumps({**ann, "keypoints": list(kps)})
+
+
+
+def test_an_object_without_an_outline_is_reported_where_it_is_missing(pf_src, tmp_path, monkeypatch):
+    """An object a reader gives no polygon (the built-in mask readers fall back to the box, so this
+    stands for any other reader): in COCO and labels-detect, not in labels-segment, and the report says
+    so in a field row (the object is not lost)."""
+    import clothingrec.datasets.pennfudan as pf_mod
+
+    traced = pf_mod.mask_polygons
+    calls = []
+
+    def first_object_untraceable(mask, *args, **kwargs):
+        calls.append(1)
+        return [] if len(calls) == 1 else traced(mask, *args, **kwargs)
+
+    monkeypatch.setattr(pf_mod, "mask_polygons", first_object_untraceable)
+    ds = prepare_detection_dataset(pf_src, tmp_path / "pfout", task="segment", workers=1)
+    rows = [r for r in ds.report.skipped if r.field == "segmentation"]
+    assert len(rows) == 1 and rows[0].level == "field" and "not in labels-segment" in rows[0].reason
+    stem = rows[0].file.rsplit(".", 1)[0]
+    det = (ds.root / "labels-detect" / rows[0].split / f"{stem}.txt").read_text().splitlines()
+    seg = (ds.root / "labels-segment" / rows[0].split / f"{stem}.txt").read_text().splitlines()
+    assert len(det) == len(seg) + 1
+    ds.report.check()  # nothing lost: the object is counted out (COCO, box labels)
+
+
+def test_record_lines_name_the_objects_left_out_of_the_segment_labels():
+    from clothingrec.datasets.records import ImageRecord, ObjectRecord
+
+    objs = [ObjectRecord(1, "a", (0, 0, 10, 10), [[0, 0, 10, 0, 10, 10]]), ObjectRecord(2, "b", (2, 2, 5, 5), [])]
+    det, seg, missing = yolo_mod.record_lines(ImageRecord(Path("x.jpg"), 20, 20, objs))
+    assert len(det.splitlines()) == 2 and len(seg.splitlines()) == 1 and missing == [1]

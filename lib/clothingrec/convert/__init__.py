@@ -271,15 +271,21 @@ def convert_one(job: tuple) -> tuple:
     except Exception as exc:  # noqa: BLE001 - a bug or an unforeseen file problem must not stop the run
         return None, [], [], [Issue(Path(paths[-1]).name, "", "file", f"{type(exc).__name__}: {exc}", split,
                                     "image")], 0
-    det, seg = yolo_mod.record_lines(record)
+    det, seg, no_outline = yolo_mod.record_lines(record)
     stem = record.path.stem
+    issues = list(result.issues)
+    if options.get("segment_dir"):  # kept in COCO and labels-detect, absent from labels-segment: said so
+        issues.extend(Issue(record.path.name, record.objects[i].name or f"object {i + 1}", "segmentation",
+                            "no outline of 3 or more points: in the box labels, not in labels-segment", split,
+                            "field")
+                      for i in no_outline)
     for key, text in (("detect_dir", det), ("segment_dir", seg)):
         folder = options.get(key)
         if folder:
             with open(os.path.join(folder, stem + ".txt"), "wb") as f:
                 f.write(text.encode("utf-8"))
     items_in = len(record.objects) if result.items_in is None else result.items_in
-    return image, texts, [a["category_id"] for a in anns], result.issues, items_in
+    return image, texts, [a["category_id"] for a in anns], issues, items_in
 
 
 def _cpu_count() -> int:

@@ -68,16 +68,21 @@ def segment_line(class_index: int, polygons: list[list[float]], width: int, heig
     return f"{class_index} " + " ".join(map("{:.6f}".format, coords.tolist()))
 
 
-def record_lines(record: ImageRecord) -> tuple[str, str]:
-    """(detect text, segment text) for one image; each line ends with a newline."""
-    det, seg = [], []
-    for obj in record.objects:
+def record_lines(record: ImageRecord) -> tuple[str, str, list[int]]:
+    """``(detect text, segment text, positions of the objects without an outline)`` for one image; each
+    line ends with a newline.  An object whose polygons do not merge into an outline of 3 or more points
+    has a detect line and no segment line; its position in ``record.objects`` is returned so that the
+    caller can report it."""
+    det, seg, no_outline = [], [], []
+    for i, obj in enumerate(record.objects):
         c = obj.category_id - 1
         det.append(detect_line(c, obj.bbox, record.width, record.height))
         line = segment_line(c, obj.polygons, record.width, record.height)
-        if line is not None:
+        if line is None:
+            no_outline.append(i)
+        else:
             seg.append(line)
-    return "".join(x + "\n" for x in det), "".join(x + "\n" for x in seg)
+    return "".join(x + "\n" for x in det), "".join(x + "\n" for x in seg), no_outline
 
 
 def write_data_yaml(path: str | Path, root: str | Path, splits: dict[str, str], names: list[str]) -> Path:
