@@ -168,6 +168,8 @@ def test_fit_writes_one_run_record_that_evaluation_and_loading_read(tmp_path):
     assert load_detector(tmp_path / "run", device="cpu").category_names == {1: "person"}
     again = evaluate_run(tmp_path / "run", device="cpu")  # re-prepared from the record, split checked
     assert again.metrics["bbox_AP"] == pytest.approx(record.metrics["bbox_AP"])
+    with pytest.raises(ValueError, match="YOLO run's inference size"):  # an R-CNN's size is its min_size
+        evaluate_run(tmp_path / "run", device="cpu", imgsz=128)
     assert "/" not in json.dumps(record.split["val"]["coco_json"])[:2]  # stored relative to the project
     # a resumed run whose data has another split is refused before training
     with pytest.raises(SplitMismatch):

@@ -78,3 +78,6 @@ def test_committed_yolo_run_rescores_through_the_recipe(one_thread):
     assert stats["AP"] == pytest.approx(committed["bbox_AP"], abs=1e-3)
     assert stats["AP50"] == pytest.approx(committed["bbox_AP50"], abs=1e-3)
     assert stats == pytest.approx(committed["coco_stats"]["bbox"], abs=1e-3)
+    smaller = evaluate_run(YOLO_RUN, device="cpu", imgsz=128)  # another inference size, recorded as such
+    assert (smaller.predictor.imgsz, smaller.metrics["imgsz"], smaller.metrics["trained_imgsz"]) == (128, 128, 192)
+    assert smaller.evals["bbox"].stats["AP50"] != pytest.approx(stats["AP50"], abs=1e-3)

@@ -348,23 +348,30 @@ class EvaluatedRun:
 
 
 def evaluate_run(run_dir, data=None, *, part: str = "val", device="auto",
-                 max_images: int | None = None) -> EvaluatedRun:
-    """Score a run's detector on a split stored with it (``val``; ``test`` once, at the end), pycocotools."""
+                 max_images: int | None = None, imgsz: int | None = None) -> EvaluatedRun:
+    """Score a run's detector on a split stored with it (``val``; ``test`` once, at the end), pycocotools.
+
+    ``imgsz``: a YOLO run's inference size when not the one it was trained at (a setting to choose on
+    val like a checkpoint); the metrics record the size used."""
     from clothingrec.detect.predictor import load_detector
     from clothingrec.evaluate import detector_metrics, evaluate_predictor
 
     run_dir = Path(run_dir)
     record = RunRecord.load(run_dir)
+    if imgsz is not None and record.backend != "ultralytics":
+        raise ValueError(f"{run_dir}: imgsz sets a YOLO run's inference size; this is a {record.backend} run "
+                         "(its input size is the model's min_size)")
     data, found = run_data(run_dir, data=data, part=part)
-    predictor = load_detector(run_dir, device=device)
+    predictor = load_detector(run_dir, device=device, imgsz=imgsz)
     evals, preds = evaluate_predictor(predictor, data.coco_json[found], data.image_dir[found], max_images=max_images)
-    metrics = detector_metrics(record.name, record.family, record.arch, record.dataset, evals, imgsz=record.imgsz,
+    metrics = detector_metrics(record.name, record.family, record.arch, record.dataset, evals,
+                               imgsz=imgsz or record.imgsz,
                                params=record.metrics.get("params"),
                                split=part, provenance={"run_dir": relative(run_dir),
                                                        "split_digest": record.split[part]["digest"],
                                                        "prepared_part": found},
                                extra={"task": _task(record.config.get("classes")), "backend": record.backend,
-                                      "seconds_per_image": preds.seconds_per_image})
+                                      "trained_imgsz": record.imgsz, "seconds_per_image": preds.seconds_per_image})
     return EvaluatedRun(record.name, record.family, record.arch, run_dir, record, data, found, predictor, evals, preds,
                         metrics)
 
