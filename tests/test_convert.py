@@ -359,7 +359,6 @@ def test_annotation_text_is_the_plain_json_of_the_annotation(category, landmarks
     assert coco_mod.annotation_text(ann) == coco_mod._dumps({**ann, "keypoints": list(kps)})
 
 
-
 def test_an_object_without_an_outline_is_reported_where_it_is_missing(pf_src, tmp_path, monkeypatch):
     """An object a reader gives no polygon (the built-in mask readers fall back to the box, so this
     stands for any other reader): in COCO and labels-detect, not in labels-segment, and the report says
