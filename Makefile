@@ -48,7 +48,7 @@ NB_PARAMS := $(if $(PROFILE),-r profile $(PROFILE)) $(if $(DATASET),-r dataset $
 	$(if $(MODEL),-r model $(MODEL)) $(if $(DEVICE),-r device $(DEVICE)) \
 	$(if $(BATCH),-p batch $(BATCH)) $(if $(CONFIG),-r config $(CONFIG))
 
-.PHONY: help setup browser data all lab serve test test-fast lint bench clean index notebooks-refresh tensorboard $(NOTEBOOK_TARGETS)
+.PHONY: help setup browser data all lab serve test test-fast lint bench clean index notebooks-refresh tensorboard pretrain-backbone $(NOTEBOOK_TARGETS)
 
 help:
 	@echo "make setup        create $(VENV) (Python 3.11), install pinned packages and the clothingrec kernel"
@@ -60,6 +60,9 @@ help:
 	@echo "make lint         ruff check lib app bench tests (rules in pyproject.toml)"
 	@echo "make lab          JupyterLab with the clothingrec kernel (PORT=8888 IP=127.0.0.1 TOKEN=random; root ok)"
 	@echo "make serve        web demo on http://127.0.0.1:PORT (PORT=8000; APP_ARGS='--clothing-detector PATH ...')"
+	@echo "make pretrain-backbone BACKBONE_ARGS='--out DIR [--add-train data/ccp-crops] [--hours H]'  a YOLO backbone"
+	@echo "                  pretrained by classification on clothing-dataset-small; a detector starts from it with"
+	@echo "                  PARAMS='-p init_weights DIR'"
 	@echo "make bench        run every bench/bench_*.py (full size) into runs/bench/ (BENCH_ARGS=--quick for a smoke)"
 	@echo "make clean        remove runs (except runs/results) and caches; never data"
 	@echo "notebook targets  $(NOTEBOOK_TARGETS)"
@@ -128,6 +131,10 @@ all: $(DATA_STAMP)
 	done
 	$(PY) -m clothingrec.notebooks index
 	@echo "[all] done: open runs/index.html"
+
+# A YOLO backbone pretrained here by classification (no outside weights): python -m clothingrec.detect.backbone --help
+pretrain-backbone: $(DATA_STAMP)
+	$(PY) -m clothingrec.detect.backbone $(BACKBONE_ARGS)
 
 index: $(SETUP_STAMP)
 	$(PY) -m clothingrec.notebooks index

@@ -356,3 +356,33 @@ def test_a_restarted_run_continues_the_curve_of_the_run_it_started_from(tmp_path
     assert curve["core_hours"].tolist() == pytest.approx([0.5, 1.0, 2.0, 3.0])
     assert curve.attrs["label"] == "fasterrcnn x @192 px, restarted after epoch 2 (torchvision)"
     assert started_from(tmp_path / "loose.pt") == {"weights": str(tmp_path / "loose.pt")}  # not in a run folder
+
+
+def test_a_run_started_from_a_pretrained_backbone_counts_the_pretraining_first(tmp_path):
+    """init_weights naming a backbone pretrained here: the record keeps its backbone.json; the curve's hours and
+    core-hours start at the pretraining's, and the label names the pretraining data."""
+    import json
+
+    from clothingrec.detect.recipe import started_from
+    from clothingrec.evaluate import learning_curve
+    from clothingrec.runs import RunRecord
+
+    backbone = tmp_path / "backbones" / "b"
+    (backbone / "yolo" / "weights").mkdir(parents=True)
+    (backbone / "yolo" / "weights" / "best.pt").write_bytes(b"stand-in")
+    (backbone / "backbone.json").write_text(json.dumps({
+        "dataset": "../shared/datasets/clothing-dataset-small", "extra_train": ["data/ccp-crops"],
+        "hours": 0.5, "core_hours": 0.5, "best_val_top1": 0.7, "weights": "yolo/weights/best.pt"}))
+    origin = started_from(backbone / "yolo" / "weights" / "best.pt")
+    assert origin["backbone"]["run"].endswith("backbones/b") and origin["backbone"]["best_val_top1"] == 0.7
+    assert "curve" not in origin
+
+    run = _curve_run(tmp_path, "yolo", {"epoch": [1, 2], "time": [1800.0, 3600.0], "val_mAP50": [0.1, 0.3]},
+                     threads=1)
+    record = RunRecord.load(run)
+    record.provenance["started_from"] = origin
+    record.save(run)
+    curve = learning_curve(run)
+    assert curve["epoch"].tolist() == [1, 2] and curve["core_hours"].tolist() == pytest.approx([1.0, 1.5])
+    assert curve.attrs["label"] == ("yolo x @192 px, backbone pretrained on clothing-dataset-small + ccp-crops "
+                                    "(torchvision)")

@@ -12,6 +12,7 @@ that the shorter side is 3/5 of it and the longer at most ``imgsz`` (:meth:`Dete
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -182,13 +183,16 @@ class DetectConfig:
             log_every=self.log_every, model_kwargs=dict(LIGHT_HEADS) if self.light_heads else {})
 
     def init_weights_file(self) -> str | None:
-        """``init_weights`` as a file: a run folder stands for the weights its ``run.json`` names."""
+        """``init_weights`` as a file: a run folder stands for the weights its ``run.json`` names, a pretrained
+        backbone's folder (:mod:`clothingrec.detect.backbone`) for those its ``backbone.json`` names."""
         if not self.init_weights:
             return None
         path = Path(str(self.init_weights))
         if not path.exists() and not path.is_absolute() and (PROJECT_ROOT / path).exists():
             path = PROJECT_ROOT / path
-        if path.is_dir():
+        if path.is_dir() and (path / "backbone.json").is_file() and not (path / "run.json").is_file():
+            path = path / json.loads((path / "backbone.json").read_text(encoding="utf-8"))["weights"]
+        elif path.is_dir():
             from clothingrec.runs import RunRecord
 
             record = RunRecord.load(path)

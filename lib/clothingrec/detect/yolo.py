@@ -59,6 +59,14 @@ def model_source(model: str, *, task: str = "detect", pretrained: bool | str = F
     return f"{model}.yaml"
 
 
+def checkpoint_task(weights) -> str:
+    """The task an ultralytics checkpoint was trained for (``detect``, ``segment``, ``classify``, …)."""
+    from ultralytics.nn.tasks import guess_model_task, load_checkpoint
+
+    model, _ = load_checkpoint(str(weights))
+    return getattr(model, "task", None) or guess_model_task(model)
+
+
 @contextlib.contextmanager
 def quiet_ultralytics(enabled: bool = True):
     """Silence ultralytics' logger (and stdout) for notebook cells that are compared by nbval."""
@@ -124,10 +132,13 @@ def train_yolo(data_yaml, out_dir, *, model: str = "yolov8n", task: str = "detec
             YOLO(str(last)).train(resume=True)
         return _collect(save_dir, model, task)
     source = model_source(model, task=task, pretrained=pretrained)
+    transfer = isinstance(pretrained, (str, Path)) and checkpoint_task(source) != task
+    if transfer:  # another task's weights (a backbone pretrained by classification): the model from its config,
+        source = model_source(model, task=task)  # ultralytics copies the layers whose names and shapes match
     args = dict(data=str(data_yaml), epochs=int(epochs), imgsz=int(imgsz), batch=int(batch),
                 workers=int(workers), device=yolo_device(device), seed=int(seed), patience=int(patience),
                 project=str(out_dir), name=name, exist_ok=True, plots=True, verbose=False,
-                pretrained=bool(pretrained))
+                pretrained=str(pretrained) if transfer else bool(pretrained))
     if time_budget_h:
         args["time"] = float(time_budget_h)
     args.update(overrides)

@@ -23,7 +23,8 @@ def learning_curve(run_dir) -> pd.DataFrame:
     it by the torch threads of a CPU run (on an accelerator it equals ``hours``).  ``attrs``: ``name``,
     ``family``, ``split`` (the val digest) and ``label`` (family, model, input size, the range of a multi-scale
     training's sizes, backend).  A run started from an earlier run's weights (``init_weights``) continues that
-    run's curve, stored in its record: its epochs and hours count on from the earlier run's last.
+    run's curve, stored in its record: its epochs and hours count on from the earlier run's last.  One started
+    from a backbone pretrained here counts that pretraining's hours first.
     """
     run_dir = Path(run_dir)
     record = RunRecord.load(run_dir)
@@ -33,6 +34,10 @@ def learning_curve(run_dir) -> pd.DataFrame:
     before = pd.DataFrame(before) if before else None
     if before is not None:
         trained_at += f", restarted after epoch {int(before['epoch'].iloc[-1])}"
+    backbone = (record.provenance.get("started_from") or {}).get("backbone")
+    if backbone:
+        sources = [Path(str(d)).name for d in [backbone.get("dataset"), *(backbone.get("extra_train") or [])]]
+        trained_at += f", backbone pretrained on {' + '.join(sources)}"
     attrs = dict(name=record.name, run=run_dir.name, family=record.family,
                  split=record.split.get("val", {}).get("digest"),
                  label=f"{record.family} {record.arch} @{record.imgsz} px{trained_at} ({record.backend})")
@@ -61,6 +66,9 @@ def learning_curve(run_dir) -> pd.DataFrame:
     if segm is not None:
         curve["segm_AP50"] = segm.astype(float)
     curve = curve.dropna(subset=["AP50"]).reset_index(drop=True)
+    if backbone:
+        curve["hours"] += float(backbone.get("hours") or 0)
+        curve["core_hours"] += float(backbone.get("core_hours") or 0)
     if before is not None:
         last = before.iloc[-1]
         for column in ("epoch", "hours", "core_hours"):
