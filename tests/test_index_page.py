@@ -147,3 +147,15 @@ def test_the_real_results_page_resolves_and_is_screenshotted():
     assert "Comparison" in seen["text"] and "detector-yolo-ccp" in seen["text"]
     assert len(seen["images"]) >= 5
     assert shot.stat().st_size > 10_000
+
+
+def test_a_run_resumed_over_sittings_shows_their_summed_duration(tmp_path):
+    """A curated folder with one executed notebook per sitting: the card's duration is their sum, not the first's."""
+    folder = tmp_path / "runs" / "results" / "detector-long"
+    _executed(folder / "04_train_fasterrcnn.ipynb")
+    _executed(folder / "sitting2-04_train_fasterrcnn.ipynb")
+    card = nb_runner.describe_run(folder, tmp_path / "runs", title="detector-long", kind="curated result")
+    assert card["duration"] == "0:02:30 in 2 sittings" and card["when"] == "2026-11-30 10:00"
+    single = tmp_path / "runs" / "results" / "detector-short"
+    _executed(single / "04_train_fasterrcnn.ipynb")
+    assert nb_runner.describe_run(single, tmp_path / "runs", title="x", kind="curated result")["duration"] == "0:01:15"

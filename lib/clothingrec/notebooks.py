@@ -408,6 +408,7 @@ def describe_run(run_dir: Path, runs_dir: Path, *, title: str, kind: str, html_d
     card = {"title": title, "kind": kind, "folder": _rel(run_dir, runs_dir), "notebooks": [], "status": "ok",
             "error": None, "metrics": [], "params": {}, "when": "", "duration": "", "machine": "", "plots": []}
     nb_meta: dict = {}
+    durations = []  # papermill's, per executed notebook (a run resumed over sittings keeps one per sitting)
     for executed in sorted(run_dir.glob("*.ipynb")):
         try:
             nb = nbformat.read(executed, as_version=4)
@@ -425,6 +426,7 @@ def describe_run(run_dir: Path, runs_dir: Path, *, title: str, kind: str, html_d
             card["status"] = "failed"
             card["error"] = f"{executed.stem}: cell {err['cell']} (In [{err['execution_count']}]): {err['error']}"
         nb_meta = nb_meta or dict(nb.metadata.get("papermill", {}))
+        durations.append(nb.metadata.get("papermill", {}).get("duration"))
     runner = {}
     for path in sorted(run_dir.glob("*.run.json")):
         runner = _read_json(path) or runner
@@ -456,6 +458,8 @@ def describe_run(run_dir: Path, runs_dir: Path, *, title: str, kind: str, html_d
                     or summary.get("started") or "")
     card["duration"] = _fmt_seconds(runner.get("duration_s") or nb_meta.get("duration")
                                     or prov.get("train_seconds") or summary.get("fit_seconds"))
+    if not runner.get("duration_s") and len(durations) > 1 and all(durations):
+        card["duration"] = f"{_fmt_seconds(sum(map(float, durations)))} in {len(durations)} sittings"
     hw = runner.get("machine") or prov.get("hardware") or next(
         (r.get("hardware") for r in records if isinstance(r, dict) and isinstance(r.get("hardware"), dict)), None)
     if isinstance(hw, dict):
