@@ -44,16 +44,19 @@ def test_a_detector_starts_from_a_backbone_pretrained_by_classification(tmp_path
     import torch
     from test_detect_yolo import write_yolo_fixture
 
-    from clothingrec.detect.backbone import pretrain_backbone
+    from clothingrec.detect.backbone import main
     from clothingrec.detect.config import load_config
     from clothingrec.detect.yolo import checkpoint_task, train_yolo
 
     folder = write_folder_set(tmp_path / "cls")
-    run = pretrain_backbone(tmp_path / "backbone", data=folder, imgsz=32, epochs=1, batch=4, device="cpu")
+    argv = ["--out", str(tmp_path / "backbone"), "--data", str(folder), "--imgsz", "32", "--epochs", "1",
+            "--batch", "4", "--device", "cpu"]
+    assert main(argv) == 0
     record = json.loads((tmp_path / "backbone" / "backbone.json").read_text())
     assert record["weights"] == "yolo/weights/best.pt" and record["epochs_run"] == 1
     assert 0 <= record["best_val_top1"] <= 1 and record["core_hours"] > 0 and record["extra_train"] == []
-    weights = run.best
+    assert record["provenance"]["command"] == "python -m clothingrec.detect.backbone " + " ".join(argv)
+    weights = tmp_path / "backbone" / record["weights"]
     assert checkpoint_task(weights) == "classify"
     assert load_config("smoke", init_weights=str(tmp_path / "backbone")).init_weights_file() == str(weights)
 

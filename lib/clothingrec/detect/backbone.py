@@ -6,13 +6,14 @@ trains ``yolov8n-cls.yaml`` on clothing-dataset-small's ``train/`` (``validation
 ``test/`` is not read) and writes ``backbone.json`` beside ultralytics' run.  ``--add-train data/ccp-crops``
 adds another image-folder set's ``train/`` (same class names: the CCP garment crops of the CCP train photos,
 never of the val or test photos the detectors are selected and scored on).  A YOLO detector starts from it
-with ``init_weights: <out>/yolo/weights/best.pt``: ultralytics copies the layers whose names and shapes match
-(the classifier's backbone, layers 0–8 of the detector) and initialises the rest.
+with ``init_weights: <out>`` (the folder, or its ``yolo/weights/best.pt``): ultralytics copies the layers whose
+names and shapes match (the classifier's backbone, layers 0–8 of the detector) and initialises the rest.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from clothingrec.detect.yolo import YoloRun, train_yolo, yolo_device
@@ -44,7 +45,7 @@ def merged_folder(out: Path, root: Path, extra_train) -> Path:
 
 def pretrain_backbone(out_dir, *, data=None, extra_train=(), model: str = "yolov8n", imgsz: int = 192,
                       epochs: int = 100, batch: int = 64, workers: int = 0, device="auto", seed: int = 0,
-                      time_budget_h: float | None = None, **overrides) -> YoloRun:
+                      time_budget_h: float | None = None, command: str | None = None, **overrides) -> YoloRun:
     """Train ``<model>-cls.yaml`` from scratch on ``data`` (an image-folder root with ``train/`` and ``val/`` or
     ``validation/``; default clothing-dataset-small), with ``extra_train`` roots' ``train/`` added, into
     ``out_dir/yolo``; records ``out_dir/backbone.json``."""
@@ -58,7 +59,7 @@ def pretrain_backbone(out_dir, *, data=None, extra_train=(), model: str = "yolov
                      batch=batch, workers=workers, device=device, seed=seed, time_budget_h=time_budget_h,
                      patience=epochs, name="yolo", **overrides)
     write_record(out_dir, run, dataset=root, extra_train=extra_train, model=model, imgsz=imgsz, device=device,
-                 seed=seed, time_budget_h=time_budget_h, overrides=overrides)
+                 seed=seed, time_budget_h=time_budget_h, overrides=overrides, command=command)
     return run
 
 
@@ -67,8 +68,6 @@ def write_record(out_dir, run: YoloRun, *, dataset, extra_train=(), model: str, 
                  threads: int | None = None) -> dict:
     """``out_dir/backbone.json``: data, accuracy on its val part, weights, hours and core-hours (the cost a
     detector started from it adds to its own), provenance."""
-    import sys
-
     import torch
 
     from clothingrec.envinfo import provenance
@@ -86,8 +85,7 @@ def write_record(out_dir, run: YoloRun, *, dataset, extra_train=(), model: str, 
               "weights": relative(run.best or run.last, Path(out_dir)),
               "hours": hours, "core_hours": None if hours is None else hours * (threads if on_cpu else 1),
               "time_budget_h": time_budget_h, "seed": int(seed), "overrides": dict(overrides or {}),
-              "provenance": provenance(command or " ".join(["python -m clothingrec.detect.backbone", *sys.argv[1:]]),
-                                       torch_threads=threads)}
+              "provenance": provenance(command, torch_threads=threads)}
     Path(out_dir, "backbone.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return record
 
@@ -107,9 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hours", type=float, default=None, help="time budget; ultralytics fits the epochs to it")
     args = parser.parse_args(argv)
+    command = " ".join(["python -m clothingrec.detect.backbone", *(sys.argv[1:] if argv is None else argv)])
     run = pretrain_backbone(args.out, data=args.data, extra_train=args.add_train, model=args.model,
                             imgsz=args.imgsz, epochs=args.epochs, batch=args.batch, workers=args.workers,
-                            device=args.device, seed=args.seed, time_budget_h=args.hours)
+                            device=args.device, seed=args.seed, time_budget_h=args.hours, command=command)
     print(Path(args.out, "backbone.json").read_text(encoding="utf-8"), end="")
     return 0 if run.best or run.last else 1
 
