@@ -18,6 +18,14 @@ from pathlib import Path
 
 from clothingrec.detect.yolo import YoloRun, train_yolo, yolo_device
 
+RECORD = "backbone.json"  #: what a pretrained backbone's folder holds beside ultralytics' run
+
+
+def read_record(folder) -> dict | None:
+    """A backbone folder's record (data, accuracy, weights, hours), or None if ``folder`` is not one."""
+    path = Path(folder) / RECORD
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
 
 def merged_folder(out: Path, root: Path, extra_train) -> Path:
     """An image-folder tree under ``out`` linking ``root``'s ``train/`` and val part and each extra root's
@@ -86,7 +94,7 @@ def write_record(out_dir, run: YoloRun, *, dataset, extra_train=(), model: str, 
               "hours": hours, "core_hours": None if hours is None else hours * (threads if on_cpu else 1),
               "time_budget_h": time_budget_h, "seed": int(seed), "overrides": dict(overrides or {}),
               "provenance": provenance(command, torch_threads=threads)}
-    Path(out_dir, "backbone.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    Path(out_dir, RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return record
 
 
@@ -109,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     run = pretrain_backbone(args.out, data=args.data, extra_train=args.add_train, model=args.model,
                             imgsz=args.imgsz, epochs=args.epochs, batch=args.batch, workers=args.workers,
                             device=args.device, seed=args.seed, time_budget_h=args.hours, command=command)
-    print(Path(args.out, "backbone.json").read_text(encoding="utf-8"), end="")
+    print(Path(args.out, RECORD).read_text(encoding="utf-8"), end="")
     return 0 if run.best or run.last else 1
 
 

@@ -12,7 +12,6 @@ that the shorter side is 3/5 of it and the longer at most ``imgsz`` (:meth:`Dete
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -190,8 +189,11 @@ class DetectConfig:
         path = Path(str(self.init_weights))
         if not path.exists() and not path.is_absolute() and (PROJECT_ROOT / path).exists():
             path = PROJECT_ROOT / path
-        if path.is_dir() and (path / "backbone.json").is_file() and not (path / "run.json").is_file():
-            path = path / json.loads((path / "backbone.json").read_text(encoding="utf-8"))["weights"]
+        from clothingrec.detect.backbone import read_record
+
+        backbone = read_record(path) if path.is_dir() and not (path / "run.json").is_file() else None
+        if backbone:
+            path = path / backbone["weights"]
         elif path.is_dir():
             from clothingrec.runs import RunRecord
 

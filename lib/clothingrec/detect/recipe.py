@@ -280,17 +280,15 @@ def started_from(weights) -> dict:
     (``<run>/checkpoints/best.pt``, ``<run>/yolo/weights/best.pt``), that run's name and learning curve, so
     that the restarted run's curve can be drawn after it and its cost counted from the first epoch; when they
     are a backbone pretrained here (a folder with ``backbone.json``), that record (data, accuracy, hours)."""
-    import json
-
+    from clothingrec.detect.backbone import RECORD, read_record
     from clothingrec.evaluate.curves import learning_curve
 
     weights = Path(weights).resolve()
     info = {"weights": str(relative(weights))}
-    parent = next((d for d in weights.parents if (d / "run.json").is_file() or (d / "backbone.json").is_file()),
-                  None)
-    if parent is not None and (parent / "backbone.json").is_file():
-        info["backbone"] = {"run": str(relative(parent)),
-                            **json.loads((parent / "backbone.json").read_text(encoding="utf-8"))}
+    parent = next((d for d in weights.parents if (d / "run.json").is_file() or (d / RECORD).is_file()), None)
+    backbone = read_record(parent) if parent is not None else None
+    if backbone:
+        info["backbone"] = {"run": str(relative(parent)), **backbone}
     elif parent is not None:
         curve = learning_curve(parent)
         info.update(run=str(relative(parent)), name=curve.attrs.get("name"),
