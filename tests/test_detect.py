@@ -128,6 +128,76 @@ def test_builder_validates_and_pretrained_fails_fast_offline(monkeypatch):
         build_detector("maskrcnn", "resnet50_fpn", 3, pretrained_backbone=True)
 
 
+def _export_classifier(path, arch, seed=0):
+    from clothingrec.classify.inference import export_weights
+    from clothingrec.classify.models import build_classifier
+
+    torch.manual_seed(seed)
+    model = build_classifier(arch, num_classes=10)
+    export_weights(model, path, arch=arch, classes=[str(i) for i in range(10)], imgsz=64, resize_size=72)
+    return model
+
+
+def test_a_classifier_trained_here_starts_the_rcnn_backbone(tmp_path):
+    """pretrained_backbone naming a classifier the classifier recipe exported: the detector's backbone body holds
+    its feature layers bit for bit (not its head), and trains whole with learning BatchNorm, as from scratch."""
+    classifier = _export_classifier(tmp_path / "mobilenet_v3_large.pt", "mobilenet_v3_large")
+    torch.manual_seed(1)
+    model = build_detector("fasterrcnn", "mobilenet_v3_large_fpn", 3,
+                           pretrained_backbone=str(tmp_path / "mobilenet_v3_large.pt"))
+    body = model.backbone.body.state_dict()
+    theirs = {k.removeprefix("features."): v for k, v in classifier.state_dict().items() if k.startswith("features.")}
+    assert set(body) <= set(theirs)
+    assert all(torch.equal(body[k], theirs[k]) for k in body)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.backbone.body.modules())
+    assert all(p.requires_grad for p in model.backbone.parameters())
+    torch.manual_seed(1)
+    scratch = build_detector("fasterrcnn", "mobilenet_v3_large_fpn", 3).backbone.body.state_dict()
+    assert not torch.equal(scratch["0.0.weight"], body["0.0.weight"])
+
+    resnet = _export_classifier(tmp_path / "resnet18.pt", "resnet18")
+    body = build_detector("maskrcnn", "resnet18_fpn", 3, pretrained_backbone=tmp_path / "resnet18.pt").backbone.body
+    assert torch.equal(body.state_dict()["layer4.1.conv2.weight"], resnet.state_dict()["layer4.1.conv2.weight"])
+
+    with pytest.raises(ValueError, match="holds a resnet18, this backbone is a mobilenet_v3_large"):
+        build_detector("fasterrcnn", "mobilenet_v3_large_fpn", 3, pretrained_backbone=tmp_path / "resnet18.pt")
+    torch.save({"weights": 1}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a classifier exported"):
+        build_detector("fasterrcnn", "mobilenet_v3_large_fpn", 3, pretrained_backbone=str(tmp_path / "other.pt"))
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        build_detector("fasterrcnn", "mobilenet_v3_large_fpn", 3, pretrained_backbone=str(tmp_path / "missing.pt"))
+
+
+def test_pretrained_backbone_takes_a_classifier_run_folder_and_records_its_cost(tmp_path):
+    """A classifier run folder stands for the weights its train_summary.json names (in the run, or beside the
+    summary in a curated copy); the detector's record keeps the classifier's data and hours; YOLO refuses it."""
+    from clothingrec.detect.config import DetectConfig
+    from clothingrec.detect.recipe import started_from
+
+    run = tmp_path / "runs" / "09_train_classifier" / "t"
+    run.mkdir(parents=True)
+    _export_classifier(run / "mobilenet_v3_large.pt", "mobilenet_v3_large")
+    (run / "train_summary.json").write_text(json.dumps({
+        "model": "mobilenet_v3_large", "weights": "runs/09_train_classifier/t/mobilenet_v3_large.pt",
+        "best_score": 0.7, "monitor": "val_macro_f1", "fit_seconds": 1800.0, "device": "cpu", "epochs_run": 9,
+        "config": {"threads": 2, "extra_train": "ccp-crops", "imgsz": 144, "dataset": None}}))
+    cfg = DetectConfig(family="fasterrcnn", pretrained_backbone=str(run)).validate()
+    assert cfg.pretrained_backbone_file() == str(run / "mobilenet_v3_large.pt")
+    assert cfg.loop_config().pretrained_backbone == str(run / "mobilenet_v3_large.pt")
+    assert DetectConfig(family="fasterrcnn", pretrained_backbone="DEFAULT").pretrained_backbone_file() == "DEFAULT"
+    origin = started_from(cfg.pretrained_backbone_file())
+    backbone = origin["backbone"]
+    assert backbone["hours"] == pytest.approx(0.5) and backbone["core_hours"] == pytest.approx(1.0)
+    assert backbone["extra_train"] == ["ccp-crops"] and backbone["best_val"] == 0.7
+    assert backbone["dataset"].endswith("clothing-dataset-small") and "curve" not in origin
+    with pytest.raises(FileNotFoundError, match="train_summary.json"):
+        DetectConfig(family="fasterrcnn", pretrained_backbone=str(tmp_path)).pretrained_backbone_file()
+    with pytest.raises(ValueError, match="pretrained_backbone is for the torchvision R-CNNs"):
+        DetectConfig(family="yolo", pretrained_backbone=str(run)).validate()
+    with pytest.raises(ValueError, match="give one"):
+        DetectConfig(family="fasterrcnn", pretrained_backbone=str(run), init_weights=str(run)).validate()
+
+
 def test_mask_model_forward_shapes():
     torch.manual_seed(0)
     model = build_detector("maskrcnn", "resnet18_fpn", 3, min_size=64, max_size=64, **LIGHT_HEADS).eval()

@@ -27,6 +27,33 @@ def read_record(folder) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
+def classifier_record(weights) -> dict | None:
+    """The record, in the shape of :data:`RECORD`, of a classifier trained here (the classifier recipe's run)
+    whose exported weights start an R-CNN's backbone (``pretrained_backbone``); None without its run's
+    ``train_summary.json`` beside the weights."""
+    from clothingrec.datasets.clothing_small import dataset_root
+    from clothingrec.runs import relative
+
+    weights = Path(weights)
+    summary_file = weights.parent / "train_summary.json"
+    if not summary_file.is_file():
+        return None
+    summary = json.loads(summary_file.read_text(encoding="utf-8"))
+    config = summary.get("config") or {}
+    extra = config.get("extra_train") or []
+    seconds = summary.get("fit_seconds")
+    hours = None if seconds is None else float(seconds) / 3600
+    on_cpu = str(summary.get("device") or "cpu").startswith("cpu")
+    threads = int(config.get("threads") or 1) if on_cpu else 1
+    return {"model": summary.get("model"), "task": "classify", "dataset": str(relative(config.get("dataset")
+                                                                                        or dataset_root())),
+            "extra_train": [str(e) for e in ([extra] if isinstance(extra, str) else extra)],
+            "imgsz": config.get("imgsz"), "epochs_run": summary.get("epochs_run"), "monitor": summary.get("monitor"),
+            "best_val": summary.get("best_score"), "weights": weights.name, "hours": hours,
+            "core_hours": None if hours is None else hours * threads, "time_budget_h": config.get("time_budget_h"),
+            "seed": config.get("seed")}
+
+
 def merged_folder(out: Path, root: Path, extra_train) -> Path:
     """An image-folder tree under ``out`` linking ``root``'s ``train/`` and val part and each extra root's
     ``train/`` (file links, names prefixed by their source), so ultralytics reads them as one dataset."""

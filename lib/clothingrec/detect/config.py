@@ -128,6 +128,11 @@ class DetectConfig:
                             "sampler")
         if self.pretrained and self.init_weights:
             problems.append("pretrained and init_weights both name starting weights; give one")
+        if self.pretrained_backbone and (self.pretrained or self.init_weights):
+            problems.append("pretrained_backbone and pretrained / init_weights both name starting weights; give one")
+        elif self.pretrained_backbone and self.backend != "torchvision":
+            problems.append(f"pretrained_backbone is for the torchvision R-CNNs ({self.backend}: pretrained starts "
+                            "from the library's weights; YOLO from a backbone pretrained here with init_weights)")
         if self.precision not in PRECISIONS:
             problems.append(f"precision={self.precision!r} is not one of {PRECISIONS}")
         elif self.backend == "ultralytics" and self.precision == "bf16-mixed":
@@ -176,7 +181,7 @@ class DetectConfig:
             warmup_iters=self.warmup_iters, scheduler=self.scheduler, min_size=min_size, max_size=max_size,
             train_min_sizes=train_min_sizes, train_max_size=train_max_size if train_min_sizes else None,
             workers=self.workers, device=self.device, precision=self.precision, seed=self.seed,
-            pretrained=self.pretrained, pretrained_backbone=self.pretrained_backbone, threads=self.threads,
+            pretrained=self.pretrained, pretrained_backbone=self.pretrained_backbone_file(), threads=self.threads,
             init_weights=self.init_weights_file(), repeat_threshold=self.repeat_threshold,
             max_eval_images=self.max_eval_images, eval_batch=self.eval_batch, time_limit_s=self.time_budget_s,
             log_every=self.log_every, model_kwargs=dict(LIGHT_HEADS) if self.light_heads else {})
@@ -205,6 +210,35 @@ class DetectConfig:
             path = path / record.weights
         if not path.is_file():
             raise FileNotFoundError(f"init_weights: {self.init_weights} is neither a run folder nor a weights file")
+        return str(path)
+
+    def pretrained_backbone_file(self) -> str | None:
+        """``pretrained_backbone`` with a classifier trained here as its weights file: a classifier run folder
+        (``09_train_classifier``'s, or a curated one) stands for the ``<model>.pt`` it exported; torchvision's
+        weight names (``DEFAULT``, ``IMAGENET1K_V1``) pass through."""
+        value = self.pretrained_backbone
+        text = str(value)
+        if not value or not ("/" in text or "\\" in text or text.endswith((".pt", ".pth")) or Path(text).is_dir()
+                             or (PROJECT_ROOT / text).is_dir()):
+            return value  # None or a torchvision weights name
+        path = Path(str(value))
+        if not path.exists() and not path.is_absolute() and (PROJECT_ROOT / path).exists():
+            path = PROJECT_ROOT / path
+        if path.is_dir():
+            summary = path / "train_summary.json"
+            if not summary.is_file():
+                raise FileNotFoundError(f"pretrained_backbone: {value} is a folder without a classifier run's "
+                                        "train_summary.json")
+            import json
+
+            named = Path(str(json.loads(summary.read_text(encoding="utf-8")).get("weights") or ""))
+            path = next((p for p in (path / named.name, PROJECT_ROOT / named) if named.name and p.is_file()), None)
+            if path is None:
+                raise FileNotFoundError(f"pretrained_backbone: {summary} names weights {named}, found neither "
+                                        "beside it nor in the project")
+        if not path.is_file():
+            raise FileNotFoundError(f"pretrained_backbone: {value} is neither a classifier run folder nor a "
+                                    "weights file")
         return str(path)
 
     def to_dict(self) -> dict[str, Any]:

@@ -4,11 +4,16 @@
 (the default here: no weights can be downloaded).  ``pretrained="DEFAULT"`` loads torchvision's COCO
 detector weights (then swaps the heads for ``num_classes``), ``pretrained_backbone="DEFAULT"`` only
 ImageNet backbone weights; both go through :func:`clothingrec.weights.torchvision_weights`, which
-fails fast offline and names the file to place in the torch cache.
+fails fast offline and names the file to place in the torch cache.  ``pretrained_backbone`` may also be a
+classifier trained here (the classifier recipe's exported ``<model>.pt`` of the backbone's architecture):
+its feature layers start the backbone, which then trains whole, BatchNorm included, as from scratch.
 
 ``num_classes`` counts the background: K categories → ``num_classes = K + 1``.
 """
 from __future__ import annotations
+
+from os import PathLike
+from pathlib import Path
 
 from torch import nn
 
@@ -89,7 +94,8 @@ def build_detector(family: str, backbone: str, num_classes: int, pretrained=None
         return model
 
     arch, enum_name, kind = BACKBONES[backbone]
-    weights_backbone = torchvision_weights(_weights_name(pretrained_backbone, enum_name))
+    own = own_backbone_file(pretrained_backbone)
+    weights_backbone = None if own else torchvision_weights(_weights_name(pretrained_backbone, enum_name))
     is_trained = weights_backbone is not None
     # from scratch every layer trains and BatchNorm learns; with ImageNet weights BN is frozen
     norm_layer = misc_ops.FrozenBatchNorm2d if is_trained else nn.BatchNorm2d
@@ -106,10 +112,48 @@ def build_detector(family: str, backbone: str, num_classes: int, pretrained=None
 
         sizes = ((32, 64, 128, 256, 512),) * 3
         anchor = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
+    if own:
+        load_classifier_features(body.body, own, arch)
     cls = tvd.MaskRCNN if family == "maskrcnn" else tvd.FasterRCNN
     if anchor is not None:
         kwargs.setdefault("rpn_anchor_generator", anchor)
     return cls(body, num_classes=num_classes, **kwargs)
+
+
+def own_backbone_file(value) -> Path | None:
+    """``pretrained_backbone`` as a weights file of this project's (a path), or None for torchvision's names."""
+    if value in (None, False, True, "", "none", "None"):
+        return None
+    text = str(value)
+    if not (isinstance(value, PathLike) or "/" in text or "\\" in text or text.endswith((".pt", ".pth"))):
+        return None  # "DEFAULT", "IMAGENET1K_V1", "MobileNet_V3_Large_Weights.IMAGENET1K_V1"
+    if not Path(text).is_file():
+        raise FileNotFoundError(f"pretrained_backbone: {text} is not a weights file")
+    return Path(text)
+
+
+def load_classifier_features(body: nn.Module, path, arch: str) -> int:
+    """Load the feature layers of a classifier exported by the classifier recipe into a detector's backbone
+    body (the layers it keeps of ``arch``); the classifier's head is left out.  Returns the tensors loaded."""
+    import torch
+
+    from clothingrec.classify.inference import EXPORT_FORMAT
+
+    data = torch.load(path, map_location="cpu", weights_only=False)
+    if not (isinstance(data, dict) and data.get("format") == EXPORT_FORMAT):
+        raise ValueError(f"pretrained_backbone: {path} is not a classifier exported by the classifier recipe")
+    if data.get("arch") != arch:
+        raise ValueError(f"pretrained_backbone: {path} holds a {data.get('arch')}, this backbone is a {arch}")
+    prefix = "features." if arch.startswith("mobilenet") else ""  # resnets: the body keeps the top-level names
+    ours = body.state_dict()
+    state = {k[len(prefix):]: v for k, v in data["state_dict"].items() if k.startswith(prefix)}
+    state = {k: v for k, v in state.items() if k in ours}
+    missing = sorted(set(ours) - set(state))
+    if missing:
+        raise ValueError(f"pretrained_backbone: {path} lacks {len(missing)} of the backbone's tensors, "
+                         f"e.g. {missing[:3]}")
+    body.load_state_dict(state)
+    return len(state)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -127,5 +171,6 @@ def rebuild(spec: dict) -> nn.Module:
     return build_detector(spec.pop("family"), spec.pop("backbone"), spec.pop("num_classes"), None, **spec)
 
 
-__all__ = ["FAMILIES", "BACKBONES", "COCO_DETECTORS", "build_detector", "count_parameters",
+__all__ = ["FAMILIES", "BACKBONES", "COCO_DETECTORS", "build_detector", "own_backbone_file",
+           "load_classifier_features", "count_parameters",
            "builder_spec", "rebuild"]

@@ -32,6 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from clothingrec.detect.config import DetectConfig, load_config
+from clothingrec.detect.models import own_backbone_file
 from clothingrec.device import set_threads
 from clothingrec.paths import RUNS_DIR
 from clothingrec.runs import RunRecord, digest, prepare_run_folder, relative
@@ -268,6 +269,8 @@ def fit(cfg: DetectConfig, out, *, resume: bool = False, log=print, command: str
                                    interrupted=bool(interrupted), precision=trained_precision(cfg))
     if cfg.init_weights:
         record.provenance["started_from"] = started_from(cfg.init_weights_file())
+    elif own_backbone_file(cfg.pretrained_backbone_file()):
+        record.provenance["started_from"] = started_from(cfg.pretrained_backbone_file())
     record.save(out)
     if len(history):
         history.to_csv(out / "history.csv", index=False)
@@ -279,12 +282,17 @@ def started_from(weights) -> dict:
     """What a run given ``init_weights`` started from: the weights file and, when it lies in a run folder
     (``<run>/checkpoints/best.pt``, ``<run>/yolo/weights/best.pt``), that run's name and learning curve, so
     that the restarted run's curve can be drawn after it and its cost counted from the first epoch; when they
-    are a backbone pretrained here (a folder with ``backbone.json``), that record (data, accuracy, hours)."""
-    from clothingrec.detect.backbone import RECORD, read_record
+    are a backbone pretrained here (a folder with ``backbone.json``, or a classifier run's exported weights
+    given as an R-CNN's ``pretrained_backbone``), that record (data, accuracy, hours)."""
+    from clothingrec.detect.backbone import RECORD, classifier_record, read_record
     from clothingrec.evaluate.curves import learning_curve
 
     weights = Path(weights).resolve()
     info = {"weights": str(relative(weights))}
+    classifier = classifier_record(weights)
+    if classifier:
+        info["backbone"] = {"run": str(relative(weights.parent)), **classifier}
+        return info
     parent = next((d for d in weights.parents if (d / "run.json").is_file() or (d / RECORD).is_file()), None)
     backbone = read_record(parent) if parent is not None else None
     if backbone:
