@@ -145,6 +145,7 @@ def test_the_real_results_page_resolves_and_is_screenshotted():
     shot = PROJECT_ROOT / "docs" / "results_page.png"
     seen = _check_page(index, screenshot=shot)
     assert "Comparison" in seen["text"] and "detector-yolo-ccp" in seen["text"]
+    assert "Other runs" not in seen["text"], "every curated folder is filed under its task"
     assert len(seen["images"]) >= 5
     assert shot.stat().st_size > 10_000
 

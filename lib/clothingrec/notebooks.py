@@ -294,7 +294,7 @@ TASKS = [
 NOTEBOOK_TASKS = {"00": "data", "01": "data", "02": "data", "03": "detection", "04": "detection",
                   "05": "detection", "06": "detection", "07": "person", "08": "pipeline",
                   "09": "classification", "10": "classification", "11": "analysis", "12": "comparison"}
-RESULT_TASKS = [("detector-", "detection"), ("evaluation-detectors", "detection"), ("person-", "person"),
+RESULT_TASKS = [("detector-", "detection"), ("evaluation-", "detection"), ("person-", "person"),
                 ("pipeline", "pipeline"), ("classifier-", "classification"), ("analysis", "analysis"),
                 ("comparison", "comparison"), ("bench", "bench")]
 # plots shown as thumbnails, in this order (file stems containing these words)

@@ -39,7 +39,7 @@ from clothingrec.detect.data import (
     epoch_size,
     repeat_factors,
 )
-from clothingrec.detect.models import build_detector, builder_spec, count_parameters
+from clothingrec.detect.models import build_detector, builder_spec, count_parameters, own_backbone_file
 from clothingrec.device import PRECISIONS, autocast_dtype, resolve_device, resolve_precision, set_threads
 from clothingrec.evaluate import EXPORT_SCORE_THRESHOLD, detections_to_results, evaluate_predictions
 
@@ -364,6 +364,8 @@ def train(train_json, train_images, val_json, val_images, out_dir, config: Train
                            box_detections_per_img=cfg.box_detections_per_img, **cfg.model_kwargs)
     if cfg.init_weights:
         load_init_weights(model, cfg.init_weights, spec, train_ds.label_to_coco, log=log)
+    elif own_backbone_file(cfg.pretrained_backbone) and log and rank == 0:
+        log(f"[train] backbone layers from the classifier {cfg.pretrained_backbone}; FPN and heads start fresh")
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
