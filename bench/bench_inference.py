@@ -115,8 +115,7 @@ def yolo_input_label(height: int, width: int, imgsz: int) -> str:
     """``"height×width"`` of the network input a photo letterboxes to (minimal stride padding)."""
     from clothingrec.serve.yolo_direct import letterbox_params
 
-    lb = letterbox_params(height, width, imgsz)
-    return f"{lb['size'][1] + lb['top'] + lb['bottom']}×{lb['size'][0] + lb['left'] + lb['right']}"
+    return "{}×{}".format(*letterbox_params(height, width, imgsz)["input"])
 
 
 def yolo_latency_by_input(predictors: dict, images, imgsz: int, *, rounds: int, repeats: int) -> dict:

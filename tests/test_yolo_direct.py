@@ -16,6 +16,7 @@ def test_letterbox_fits_the_longer_side_and_pads_to_the_stride(h, w, imgsz):
     assert padded_w % 32 == 0 or padded_w == imgsz
     assert padded_h % 32 == 0 or padded_h == imgsz
     assert padded_w <= imgsz and padded_h <= imgsz and abs(p["left"] - p["right"]) <= 1
+    assert p["input"] == (padded_h, padded_w)
 
 
 @settings(max_examples=100, deadline=None)
@@ -63,5 +64,5 @@ def test_letterbox_tensor_is_rgb_in_unit_range_with_grey_padding():
     assert p["size"] == (64, 32) and tensor.shape[2] == 32  # 32 is already a stride multiple: no padding
     assert np.allclose(tensor[0, 0], 1.0) and np.allclose(tensor[0, 1:], 0.0)
     tensor, p = letterbox(np.zeros((50, 120, 3), np.uint8), 64)  # 27 rows: padded to 32
-    assert tensor.shape[2] == 32 and p["top"] + p["bottom"] == 5
+    assert tensor.shape[2] == 32 and p["top"] + p["bottom"] == 5 and tensor.shape[2:] == p["input"]
     assert np.allclose(tensor[0, :, 0], 114 / 255)

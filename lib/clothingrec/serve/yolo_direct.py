@@ -41,7 +41,8 @@ def letterbox_params(height: int, width: int, imgsz: int, stride: int = 32) -> d
     left, right = round(pad_w - 0.1), round(pad_w + 0.1)
     # the resize's exact scale per axis (the rounded size over the original) maps boxes back
     return {"gain": gain, "scale_x": new_w / width, "scale_y": new_h / height, "size": (new_w, new_h),
-            "top": top, "bottom": bottom, "left": left, "right": right}
+            "top": top, "bottom": bottom, "left": left, "right": right,
+            "input": (new_h + top + bottom, new_w + left + right)}  # the network input (height, width)
 
 
 def letterbox(image: np.ndarray, imgsz: int, stride: int = 32) -> tuple[np.ndarray, dict]:
