@@ -40,6 +40,14 @@ def short_side(imgsz) -> int:
     return int(round(int(imgsz) * SHORT_SIDE))
 
 
+def _project_path(value) -> Path:
+    """``value`` as a path; a relative one that does not exist here but does under the project root, there."""
+    path = Path(str(value))
+    if not path.exists() and not path.is_absolute() and (PROJECT_ROOT / path).exists():
+        return PROJECT_ROOT / path
+    return path
+
+
 @dataclass
 class DetectConfig:
     """Fields and their meaning are documented in ``configs/detect/default.yaml``."""
@@ -191,9 +199,7 @@ class DetectConfig:
         backbone's folder (:mod:`clothingrec.detect.backbone`) for those its ``backbone.json`` names."""
         if not self.init_weights:
             return None
-        path = Path(str(self.init_weights))
-        if not path.exists() and not path.is_absolute() and (PROJECT_ROOT / path).exists():
-            path = PROJECT_ROOT / path
+        path = _project_path(self.init_weights)
         from clothingrec.detect.backbone import read_record
 
         backbone = read_record(path) if path.is_dir() and not (path / "run.json").is_file() else None
@@ -218,12 +224,10 @@ class DetectConfig:
         weight names (``DEFAULT``, ``IMAGENET1K_V1``) pass through."""
         value = self.pretrained_backbone
         text = str(value)
-        if not value or not ("/" in text or "\\" in text or text.endswith((".pt", ".pth")) or Path(text).is_dir()
-                             or (PROJECT_ROOT / text).is_dir()):
+        if not value or not ("/" in text or "\\" in text or text.endswith((".pt", ".pth"))
+                             or _project_path(text).is_dir()):
             return value  # None or a torchvision weights name
-        path = Path(str(value))
-        if not path.exists() and not path.is_absolute() and (PROJECT_ROOT / path).exists():
-            path = PROJECT_ROOT / path
+        path = _project_path(value)
         if path.is_dir():
             summary = path / "train_summary.json"
             if not summary.is_file():

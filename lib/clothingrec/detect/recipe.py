@@ -269,8 +269,8 @@ def fit(cfg: DetectConfig, out, *, resume: bool = False, log=print, command: str
                                    interrupted=bool(interrupted), precision=trained_precision(cfg))
     if cfg.init_weights:
         record.provenance["started_from"] = started_from(cfg.init_weights_file())
-    elif own_backbone_file(cfg.pretrained_backbone_file()):
-        record.provenance["started_from"] = started_from(cfg.pretrained_backbone_file())
+    elif own_backbone_file(backbone := cfg.pretrained_backbone_file()):
+        record.provenance["started_from"] = started_from(backbone)
     record.save(out)
     if len(history):
         history.to_csv(out / "history.csv", index=False)
