@@ -362,3 +362,57 @@ def test_repeat_sampling_lengthens_the_epoch_and_init_weights_starts_from_a_run(
     with pytest.raises(ValueError, match="init_weights"):
         train(path, img_dir, path, img_dir, tmp_path / "c",
               tiny_config(family="maskrcnn", init_weights=str(first.last_checkpoint)), log=None)
+
+
+def test_the_rcnn_predictor_keeps_every_score_down_to_its_threshold():
+    # ultralytics (conf) and detectron2 (SCORE_THRESH_TEST) keep scores down to the predictor's
+    # threshold; torchvision's R-CNN would drop everything under its own 0.05 first
+    from clothingrec.detect.models import build_detector
+    from clothingrec.detect.predictor import TorchvisionPredictor
+
+    torch.manual_seed(0)
+    classes = 30  # an untrained head scores about 1 / 31 per class: under 0.05
+    model = build_detector("fasterrcnn", "mobilenet_v3_large_fpn", classes + 1, min_size=96, max_size=160)
+    names = {i: f"c{i}" for i in range(1, classes + 1)}
+    image = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    low = TorchvisionPredictor(model, {i: i for i in names}, names, score_threshold=0.001).predict(image)
+    assert len(low.scores) > 0 and low.scores.min() >= 0.001 and low.scores.max() < 0.05
+    high = TorchvisionPredictor(model, {i: i for i in names}, names, score_threshold=0.05)
+    assert model.roi_heads.score_thresh == 0.05 and len(high.predict(image).scores) == 0
+    with pytest.raises(ValueError, match="score threshold"):
+        TorchvisionPredictor(model, {i: i for i in names}, names, score_threshold=5)
+
+
+class _SquareFinder:
+    """Finds the one bright square; sees it better on the left half, and only on the right calls it class 2 too."""
+
+    category_names = {1: "square", 2: "right square"}
+
+    def predict(self, image):
+        from clothingrec.structures import Detections
+
+        mask = image[..., 0] > 200
+        ys, xs = np.nonzero(mask)
+        box = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+        left = (box[0] + box[2]) / 2 < image.shape[1] / 2
+        if left:
+            return Detections([box], [1], [0.9], mask[None])
+        return Detections([box, box], [1, 2], [0.6, 0.4], np.stack([mask, mask]))
+
+
+def test_flip_tta_maps_the_mirror_view_back_and_merges_per_class():
+    from clothingrec.detect.tta import FlipTTAPredictor
+
+    image = np.zeros((40, 60, 3), dtype=np.uint8)
+    image[10:20, 5:15] = 255
+    tta = FlipTTAPredictor(_SquareFinder())
+    assert tta.category_names == _SquareFinder.category_names and tta.iou == 0.5 and tta.tta == "hflip"
+    det = tta.predict(image)
+    # class 1 seen in both views at the same place: one box, the better score; class 2 only in the mirror view
+    assert sorted(det.labels.tolist()) == [1, 2]
+    np.testing.assert_allclose(det.boxes_xyxy, [[5, 10, 15, 20]] * 2)
+    assert det.scores[det.labels == 1].tolist() == pytest.approx([0.9])
+    assert all((m == (image[..., 0] > 200)).all() for m in det.masks)  # masks mirrored back too
+    assert len(FlipTTAPredictor(_SquareFinder(), max_detections=1).predict(image)) == 1
+    with pytest.raises(ValueError, match="merge IoU"):
+        FlipTTAPredictor(_SquareFinder(), iou=0)

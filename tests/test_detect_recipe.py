@@ -10,7 +10,7 @@ from clothingrec.convert import prepare_detection_dataset
 from clothingrec.detect import SplitMismatch, evaluate_run, fit, load_config, load_detector
 from clothingrec.detect.config import DetectConfig
 from clothingrec.detect.engine import lr_lambda_factory
-from clothingrec.detect.recipe import check_split, prepare, prepared_dir, split_of
+from clothingrec.detect.recipe import check_split, prepare, prepared_dir, reproduces, split_of
 from clothingrec.paths import PROJECT_ROOT, RESULTS_DIR
 from clothingrec.runs import RunRecord
 
@@ -168,6 +168,12 @@ def test_fit_writes_one_run_record_that_evaluation_and_loading_read(tmp_path):
     assert load_detector(tmp_path / "run", device="cpu").category_names == {1: "person"}
     again = evaluate_run(tmp_path / "run", device="cpu")  # re-prepared from the record, split checked
     assert again.metrics["bbox_AP"] == pytest.approx(record.metrics["bbox_AP"])
+    assert (record.metrics["score_threshold"], record.metrics["tta"]) == (0.001, None)
+    assert reproduces(record.metrics, again.metrics)
+    flipped = evaluate_run(tmp_path / "run", device="cpu", tta=True)  # a setting to choose on val, recorded
+    assert flipped.metrics["tta"] == "hflip" and not reproduces(record.metrics, flipped.metrics)
+    assert len(flipped.predictions.per_image) == len(again.predictions.per_image)
+    assert not reproduces({k: v for k, v in record.metrics.items() if k != "tta"}, again.metrics)  # older record
     with pytest.raises(ValueError, match="YOLO run's inference size"):  # an R-CNN's size is its min_size
         evaluate_run(tmp_path / "run", device="cpu", imgsz=128)
     assert "/" not in json.dumps(record.split["val"]["coco_json"])[:2]  # stored relative to the project

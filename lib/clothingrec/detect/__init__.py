@@ -2,7 +2,7 @@
 
 - :class:`DetectConfig` / :func:`load_config` — ``configs/detect/default.yaml`` ← experiment ← parameters
 - :func:`fit` — prepare → split → train (ultralytics | torchvision loop | detectron2) → evaluate → ``run.json``
-- :func:`evaluate_run` — a run's detector on its own stored validation split (pycocotools)
+- :func:`evaluate_run` — a run's detector on its own stored validation split (pycocotools); ``tta=True``: flip TTA
 - :func:`load_detector` — a run folder or checkpoint → a :class:`~clothingrec.structures.Predictor`
 - :func:`build_detector`, :func:`train` / :func:`train_one_epoch` / :func:`evaluate` — the torchvision loop
 

@@ -382,6 +382,7 @@ class Detectron2Predictor:
         cfg.defrost()
         cfg.MODEL.WEIGHTS = str(weights)
         cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = float(score_threshold)
+        self.score_threshold = float(score_threshold)
         if device == "auto":
             device = "cuda" if _cuda() else "cpu"
         elif str(device).split(":")[0] not in ("cpu", "cuda"):

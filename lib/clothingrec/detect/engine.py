@@ -39,7 +39,13 @@ from clothingrec.detect.data import (
     epoch_size,
     repeat_factors,
 )
-from clothingrec.detect.models import build_detector, builder_spec, count_parameters, own_backbone_file
+from clothingrec.detect.models import (
+    build_detector,
+    builder_spec,
+    count_parameters,
+    own_backbone_file,
+    set_score_threshold,
+)
 from clothingrec.device import PRECISIONS, autocast_dtype, resolve_device, resolve_precision, set_threads
 from clothingrec.evaluate import EXPORT_SCORE_THRESHOLD, detections_to_results, evaluate_predictions
 
@@ -251,6 +257,7 @@ def predict_results(model, dataset: CocoDetection, device, *, batch: int = 2, ma
     from clothingrec.structures import Detections
 
     model.eval()
+    set_score_threshold(model, score_threshold)
     n = len(dataset) if max_images is None else min(max_images, len(dataset))
     with_masks = hasattr(model, "roi_heads") and getattr(model.roi_heads, "mask_predictor", None) is not None
     results, ids = [], []

@@ -61,6 +61,17 @@ def _swap_heads(model: nn.Module, num_classes: int) -> None:
         model.roi_heads.mask_predictor = MaskRCNNPredictor(in_channels, 256, num_classes)
 
 
+def set_score_threshold(model: nn.Module, threshold: float) -> None:
+    """Make ``threshold`` the R-CNN's own box-score threshold (torchvision's ``box_score_thresh``).
+
+    torchvision drops boxes under 0.05 before its per-class NMS; a predictor keeping scores down to
+    ``EXPORT_SCORE_THRESHOLD`` (as ultralytics' ``conf`` and detectron2's ``SCORE_THRESH_TEST`` do for
+    the other backends) must lower it, or every R-CNN is scored on fewer detections than YOLO."""
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise ValueError(f"score threshold must be in [0, 1], got {threshold!r}")
+    model.roi_heads.score_thresh = float(threshold)
+
+
 def build_detector(family: str, backbone: str, num_classes: int, pretrained=None, *,
                    pretrained_backbone=None, min_size: int = 800, max_size: int = 1333,
                    trainable_backbone_layers: int | None = None, **kwargs) -> nn.Module:

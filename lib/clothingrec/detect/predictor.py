@@ -6,19 +6,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clothingrec.detect.models import rebuild
+from clothingrec.detect.models import rebuild, set_score_threshold
 from clothingrec.device import resolve_device
 from clothingrec.runs import RunRecord, is_run
 from clothingrec.structures import EXPORT_SCORE_THRESHOLD, Detections
 
 
 class TorchvisionPredictor:
-    """The common predictor interface over a torchvision Faster / Mask R-CNN."""
+    """The common predictor interface over a torchvision Faster / Mask R-CNN.
+
+    ``score_threshold`` is also the model's own box-score threshold (:func:`set_score_threshold`)."""
 
     def __init__(self, model, label_to_coco: dict[int, int], category_names: dict[int, str], *,
                  device="auto", score_threshold: float = EXPORT_SCORE_THRESHOLD, mask_threshold: float = 0.5):
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
+        set_score_threshold(self.model, score_threshold)
         self.label_to_coco = {int(k): int(v) for k, v in label_to_coco.items()}
         self.category_names = {int(k): v for k, v in category_names.items()}
         self.score_threshold = score_threshold

@@ -258,7 +258,8 @@ def fit(cfg: DetectConfig, out, *, resume: bool = False, log=print, command: str
     metrics = detector_metrics(cfg.name, cfg.family, str(cfg.model), data.name, evals, imgsz=cfg.imgsz,
                                params=_parameters(predictor),
                                extra={"task": _task(cfg.classes), "backend": cfg.backend,
-                                      "seconds_per_image": predictions.seconds_per_image})
+                                      "seconds_per_image": predictions.seconds_per_image,
+                                      **evaluation_settings(predictor)})
     if cfg.backend == "ultralytics":
         from clothingrec.detect.yolo import native_val
 
@@ -361,12 +362,14 @@ class EvaluatedRun:
 
 
 def evaluate_run(run_dir, data=None, *, part: str = "val", device="auto",
-                 max_images: int | None = None, imgsz: int | None = None) -> EvaluatedRun:
+                 max_images: int | None = None, imgsz: int | None = None, tta: bool = False) -> EvaluatedRun:
     """Score a run's detector on a split stored with it (``val``; ``test`` once, at the end), pycocotools.
 
-    ``imgsz``: a YOLO run's inference size when not the one it was trained at (a setting to choose on
-    val like a checkpoint); the metrics record the size used."""
+    ``imgsz``: a YOLO run's inference size when not the one it was trained at; ``tta``: horizontal-flip
+    test-time augmentation (:class:`~clothingrec.detect.tta.FlipTTAPredictor`). Both are settings to
+    choose on val like a checkpoint; the metrics record them."""
     from clothingrec.detect.predictor import load_detector
+    from clothingrec.detect.tta import FlipTTAPredictor
     from clothingrec.evaluate import detector_metrics, evaluate_predictor
 
     run_dir = Path(run_dir)
@@ -376,6 +379,8 @@ def evaluate_run(run_dir, data=None, *, part: str = "val", device="auto",
                          "(its input size is the model's min_size)")
     data, found = run_data(run_dir, data=data, part=part)
     predictor = load_detector(run_dir, device=device, imgsz=imgsz)
+    if tta:
+        predictor = FlipTTAPredictor(predictor)
     evals, preds = evaluate_predictor(predictor, data.coco_json[found], data.image_dir[found], max_images=max_images)
     metrics = detector_metrics(record.name, record.family, record.arch, record.dataset, evals,
                                imgsz=imgsz or record.imgsz,
@@ -384,9 +389,25 @@ def evaluate_run(run_dir, data=None, *, part: str = "val", device="auto",
                                                        "split_digest": record.split[part]["digest"],
                                                        "prepared_part": found},
                                extra={"task": _task(record.config.get("classes")), "backend": record.backend,
-                                      "trained_imgsz": record.imgsz, "seconds_per_image": preds.seconds_per_image})
+                                      "trained_imgsz": record.imgsz, "seconds_per_image": preds.seconds_per_image,
+                                      **evaluation_settings(predictor)})
     return EvaluatedRun(record.name, record.family, record.arch, run_dir, record, data, found, predictor, evals, preds,
                         metrics)
+
+
+def evaluation_settings(predictor) -> dict:
+    """What a score depends on besides weights and images: the lowest score kept, and test-time
+    augmentation. Two scores of one run compare only where these agree (:func:`reproduces`)."""
+    threshold = getattr(predictor, "score_threshold", getattr(predictor, "conf", None))
+    return {"score_threshold": None if threshold is None else float(threshold),
+            "tta": getattr(predictor, "tta", None)}
+
+
+def reproduces(stored: dict, metrics: dict) -> bool:
+    """Whether ``metrics`` were scored as the run record's ``stored`` ones were (a record written before
+    its settings were recorded compares with none)."""
+    keys = ("score_threshold", "tta")
+    return all(k in stored for k in keys) and all(stored[k] == metrics.get(k) for k in keys)
 
 
 #: the training notebooks whose latest runs notebook 06 evaluates
