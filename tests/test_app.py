@@ -25,6 +25,7 @@ if str(PROJECT_ROOT) not in sys.path:  # `app` lives at the project root, beside
     sys.path.insert(0, str(PROJECT_ROOT))
 
 from clothingrec.datasets.clothing_small import CLASSES as CLASSIFIER_CLASSES  # noqa: E402
+from clothingrec.structures import SERVE_SCORE_THRESHOLD  # noqa: E402
 from clothingrec.zoo import UNTRAINED  # noqa: E402
 
 from app.config import MODES  # noqa: E402
@@ -580,6 +581,8 @@ def test_trained_weights_load_through_the_library(tmp_path):
     # outside the project a source is named by its folder / file name only, never by an absolute path
     assert info.trained and info.source == "run" and info.categories == ["top", "skirt"]
     assert predictor.predict(np.zeros((64, 48, 3), np.uint8)).boxes_xyxy.shape[1] == 4
+    # served detections start at the serving floor (scoring keeps everything from 0.001)
+    assert predictor.score_threshold == predictor.model.roi_heads.score_thresh == SERVE_SCORE_THRESHOLD
 
     weights = export_weights(build_classifier("mobilenet_v3_small", 10), tmp_path / "mobilenet_v3_small.pt",
                              arch="mobilenet_v3_small", classes=CLASSIFIER_CLASSES, imgsz=64, resize_size=72)

@@ -15,7 +15,10 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-EXPORT_SCORE_THRESHOLD = 0.001
+EXPORT_SCORE_THRESHOLD = 0.001  # the lowest score kept for scoring (AP needs the whole ranking)
+#: the lowest score a served detector keeps: a request's threshold filters above it, and an R-CNN's NMS and
+#: mask head then run on a few boxes instead of a hundred
+SERVE_SCORE_THRESHOLD = 0.05
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 

@@ -3,7 +3,8 @@
 ``resolve(role, source)`` → ``(model, ModelInfo)`` for the roles of :data:`ROLES`:
 
 - ``clothing-detector`` / ``person-detector`` → a detection :class:`~clothingrec.structures.Predictor`
-  (through :func:`clothingrec.detect.load_detector`); ``classifier`` → a
+  (through :func:`clothingrec.detect.load_detector`, keeping scores from
+  :data:`~clothingrec.structures.SERVE_SCORE_THRESHOLD`); ``classifier`` → a
   :class:`~clothingrec.classify.ImageClassifier` (:func:`clothingrec.classify.load_classifier`).
 - ``source``: ``"auto"`` — the role's committed weights under ``runs/results/`` (:func:`committed`, :data:`AUTO`),
   else its untrained stand-in; ``"untrained"`` — the stand-in; or a path (weights file or run folder).
@@ -28,7 +29,7 @@ import torch
 from torch import nn
 
 from clothingrec.paths import RESULTS_DIR, SYNTHETIC_DIR, project_relative
-from clothingrec.structures import EXPORT_SCORE_THRESHOLD
+from clothingrec.structures import EXPORT_SCORE_THRESHOLD, SERVE_SCORE_THRESHOLD
 
 #: role → folder prefix of its committed runs under ``runs/results/``
 ROLES = {"clothing-detector": "detector-", "person-detector": "person-", "classifier": "classifier-"}
@@ -107,7 +108,7 @@ def resolve(role: str, source: str | Path = "auto", *, family: str | None = None
         else:
             from clothingrec.detect import load_detector
 
-            model = load_detector(path, device=device)
+            model = load_detector(path, device=device, score_threshold=SERVE_SCORE_THRESHOLD)
     except Exception as exc:
         raise ModelLoadError(f"{role}: loading {display_name(path)} failed: {type(exc).__name__}: {exc}") from exc
     return model, ModelInfo(role, display_name(path), True, *_describe(model))
