@@ -36,6 +36,7 @@ from clothingrec.detect.models import own_backbone_file
 from clothingrec.device import set_threads
 from clothingrec.paths import RUNS_DIR
 from clothingrec.runs import RunRecord, digest, prepare_run_folder, relative
+from clothingrec.structures import EXPORT_SCORE_THRESHOLD
 
 PREPARED_DIR = RUNS_DIR / "prepared"
 PARTS = ("train", "val", "test")
@@ -362,12 +363,14 @@ class EvaluatedRun:
 
 
 def evaluate_run(run_dir, data=None, *, part: str = "val", device="auto",
-                 max_images: int | None = None, imgsz: int | None = None, tta: bool = False) -> EvaluatedRun:
+                 max_images: int | None = None, imgsz: int | None = None, tta: bool = False,
+                 score_threshold: float = EXPORT_SCORE_THRESHOLD) -> EvaluatedRun:
     """Score a run's detector on a split stored with it (``val``; ``test`` once, at the end), pycocotools.
 
     ``imgsz``: a YOLO run's inference size when not the one it was trained at; ``tta``: horizontal-flip
     test-time augmentation (:class:`~clothingrec.detect.tta.FlipTTAPredictor`). Both are settings to
-    choose on val like a checkpoint; the metrics record them."""
+    choose on val like a checkpoint; the metrics record them, and ``score_threshold``, the lowest score
+    kept (the one for every backend unless studying the setting)."""
     from clothingrec.detect.predictor import load_detector
     from clothingrec.detect.tta import FlipTTAPredictor
     from clothingrec.evaluate import detector_metrics, evaluate_predictor
@@ -378,7 +381,7 @@ def evaluate_run(run_dir, data=None, *, part: str = "val", device="auto",
         raise ValueError(f"{run_dir}: imgsz sets a YOLO run's inference size; this is a {record.backend} run "
                          "(its input size is the model's min_size)")
     data, found = run_data(run_dir, data=data, part=part)
-    predictor = load_detector(run_dir, device=device, imgsz=imgsz)
+    predictor = load_detector(run_dir, device=device, imgsz=imgsz, score_threshold=score_threshold)
     if tta:
         predictor = FlipTTAPredictor(predictor)
     evals, preds = evaluate_predictor(predictor, data.coco_json[found], data.image_dir[found], max_images=max_images)
