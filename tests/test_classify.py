@@ -357,6 +357,11 @@ def test_resumed_run_continues_schedule_steps_and_ema(tmp_path):
     assert _ckpt_state(tmp_path / "chunked" / "checkpoints" / "last.ckpt") == pytest.approx((steps, lr, steps, steps))
     assert lr == pytest.approx(cfg.lr * 0.01, rel=1e-3)  # the cosine ends at its floor after all chunks
     assert list(resumed.history()["epoch"]) == [0, 1]  # the CSV log continues
+    # its cost is every sitting's (what a backbone record counts as the pretraining's hours)
+    assert part.total_fit_seconds == part.fit_seconds
+    assert resumed.total_fit_seconds == pytest.approx(part.fit_seconds + resumed.fit_seconds)
+    summary = json.loads((tmp_path / "chunked" / "train_summary.json").read_text())
+    assert summary["total_fit_seconds"] == pytest.approx(resumed.total_fit_seconds)
     # `resume: true` on a fresh folder starts from scratch
     from clothingrec.classify.training import resolve_resume
     assert resolve_resume("true", tmp_path / "new") is None and resolve_resume(None, tmp_path) is None

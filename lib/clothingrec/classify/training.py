@@ -138,6 +138,20 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 tmp.unlink()
 
 
+def earlier_fit_seconds(ckpt_path: Path | None) -> float:
+    """Fit seconds of the sittings before one resumed from ``ckpt_path`` (``<run>/checkpoints/*.ckpt``): the
+    ``total_fit_seconds`` (else ``fit_seconds``) of that run's ``train_summary.json``; 0 for a fresh start. A
+    sitting killed before it wrote its summary is not counted."""
+    if ckpt_path is None:
+        return 0.0
+    summary = Path(ckpt_path).parent.parent / "train_summary.json"
+    if not summary.is_file():
+        return 0.0
+    data = json.loads(summary.read_text(encoding="utf-8"))
+    value = data.get("total_fit_seconds")
+    return float(value if value is not None else data.get("fit_seconds") or 0.0)
+
+
 def resolve_resume(resume: Any, output_dir: str | Path) -> Path | None:
     """``cfg.resume`` → the checkpoint to continue from (None: start fresh).
 
@@ -252,6 +266,7 @@ class TrainResult:
     started: str = ""
     ended: str = ""
     global_step: int = 0
+    total_fit_seconds: float | None = None  # every sitting's fit time (a fresh run: this one's)
 
     def history(self) -> pd.DataFrame:
         return read_history(self.output_dir)
@@ -261,7 +276,8 @@ class TrainResult:
                 "best_epoch": self.best_epoch, "monitor": self.monitor, "best_score": self.best_score,
                 "weights": relative(self.weights_path), "epochs_run": self.epochs_run,
                 "stopped_reason": self.stopped_reason, "train_images_per_s": self.train_images_per_s,
-                "fit_seconds": self.fit_seconds, "store_seconds": self.store_seconds, "params": self.params,
+                "fit_seconds": self.fit_seconds, "total_fit_seconds": self.total_fit_seconds,
+                "store_seconds": self.store_seconds, "params": self.params,
                 "precision": self.precision, "device": self.device, "lr_used": self.lr_used,
                 "batch_found": self.batch_found, "resumed_from": self.resumed_from, "global_step": self.global_step,
                 "started": self.started, "ended": self.ended, "counts": self.counts,
@@ -409,6 +425,7 @@ def train(cfg: ClassifierConfig, output_dir: str | Path, enable_progress_bar: bo
         raise RuntimeError(f"no usable images (counts {counts}); skipped: {dm.skipped()[:5]}")
     module = module or module_class(cfg.objective)(cfg, dm.classes)
     ckpt_path = resolve_resume(cfg.resume, output_dir)
+    earlier_seconds = earlier_fit_seconds(ckpt_path)  # read before this sitting's summary replaces it
 
     callbacks = build_callbacks(cfg, output_dir)
     loggers = [CSVLogger(output_dir, name="logs", version=""), TensorBoardLogger(output_dir, name="tb", version="")]
@@ -490,7 +507,7 @@ def train(cfg: ClassifierConfig, output_dir: str | Path, enable_progress_bar: bo
         device=str(device), lr_used=float(module.lr), lr_finder=lr_finder, skipped=dm.skipped(), counts=counts,
         started=started, ended=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         batch_found=batch_found, resumed_from=str(ckpt_path) if ckpt_path else None,
-        global_step=int(trainer.global_step))
+        global_step=int(trainer.global_step), total_fit_seconds=earlier_seconds + fit_seconds)
     (output_dir / "train_summary.json").write_text(json.dumps(result.summary(), indent=2, default=str))
     if trainer.is_global_zero:
         RunRecord(task="classify", family="classifier", arch=cfg.model, classes=list(dm.classes),

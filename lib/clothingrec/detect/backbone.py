@@ -41,7 +41,7 @@ def classifier_record(weights) -> dict | None:
     summary = json.loads(summary_file.read_text(encoding="utf-8"))
     config = summary.get("config") or {}
     extra = config.get("extra_train") or []
-    seconds = summary.get("fit_seconds")
+    seconds = summary.get("total_fit_seconds", summary.get("fit_seconds"))  # every sitting of a resumed run
     hours = None if seconds is None else float(seconds) / 3600
     on_cpu = str(summary.get("device") or "cpu").startswith("cpu")
     threads = int(config.get("threads") or 1) if on_cpu else 1
