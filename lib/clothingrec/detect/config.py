@@ -222,10 +222,10 @@ class DetectConfig:
         """``pretrained_backbone`` with a classifier trained here as its weights file: a classifier run folder
         (``09_train_classifier``'s, or a curated one) stands for the ``<model>.pt`` it exported; torchvision's
         weight names (``DEFAULT``, ``IMAGENET1K_V1``) pass through."""
+        from clothingrec.detect.models import names_a_path
+
         value = self.pretrained_backbone
-        text = str(value)
-        if not value or not ("/" in text or "\\" in text or text.endswith((".pt", ".pth"))
-                             or _project_path(text).is_dir()):
+        if not value or not (names_a_path(value) or _project_path(value).is_dir()):
             return value  # None or a torchvision weights name
         path = _project_path(value)
         if path.is_dir():

@@ -131,13 +131,20 @@ def build_detector(family: str, backbone: str, num_classes: int, pretrained=None
     return cls(body, num_classes=num_classes, **kwargs)
 
 
+def names_a_path(value) -> bool:
+    """Whether a weights setting is a path (a file or folder of this project's) rather than a torchvision
+    weights name (``DEFAULT``, ``IMAGENET1K_V1``, ``MobileNet_V3_Large_Weights.IMAGENET1K_V1``)."""
+    if value in (None, False, True, "", "none", "None"):
+        return False
+    text = str(value)
+    return isinstance(value, PathLike) or "/" in text or "\\" in text or text.endswith((".pt", ".pth"))
+
+
 def own_backbone_file(value) -> Path | None:
     """``pretrained_backbone`` as a weights file of this project's (a path), or None for torchvision's names."""
-    if value in (None, False, True, "", "none", "None"):
+    if not names_a_path(value):
         return None
     text = str(value)
-    if not (isinstance(value, PathLike) or "/" in text or "\\" in text or text.endswith((".pt", ".pth"))):
-        return None  # "DEFAULT", "IMAGENET1K_V1", "MobileNet_V3_Large_Weights.IMAGENET1K_V1"
     if not Path(text).is_file():
         raise FileNotFoundError(f"pretrained_backbone: {text} is not a weights file")
     return Path(text)
