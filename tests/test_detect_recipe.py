@@ -10,7 +10,7 @@ from clothingrec.convert import prepare_detection_dataset
 from clothingrec.detect import SplitMismatch, evaluate_run, fit, load_config, load_detector
 from clothingrec.detect.config import DetectConfig
 from clothingrec.detect.engine import lr_lambda_factory
-from clothingrec.detect.recipe import check_split, prepare, prepared_dir, reproduces, split_of
+from clothingrec.detect.recipe import check_split, prepare, prepared_dir, reproduces, split_of, with_val_in_train
 from clothingrec.paths import PROJECT_ROOT, RESULTS_DIR
 from clothingrec.runs import RunRecord
 
@@ -181,6 +181,46 @@ def test_fit_writes_one_run_record_that_evaluation_and_loading_read(tmp_path):
     with pytest.raises(SplitMismatch):
         fit(cfg.replace(seed=3), tmp_path / "run", resume=True, log=None)
 
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["fasterrcnn", "yolo"])
+def test_a_final_model_trains_on_train_and_val_and_only_test_scores_it(tmp_path, family):
+    cfg = load_config("smoke", family=family, classes="person", epochs=1, imgsz=96, max_images=16, batch=2,
+                      threads=2, train_on_val=True)
+    plain = split_of(prepare(cfg))
+    run = fit(cfg, tmp_path / "run", log=None)
+    record = RunRecord.load(tmp_path / "run")
+    assert "val" not in record.split and record.split["test"] == plain["test"]
+    assert record.split["train"]["files"] == sorted(plain["train"]["files"] + plain["val"]["files"])
+    assert Path(record.weights).name == "last.pt" and record.metrics["weights_chosen"] == "last epoch"
+    assert run.evals == {} and record.metrics.get("bbox_AP50") is None  # nothing scored on images it saw
+    with pytest.raises(SplitMismatch, match="stored no val split"):
+        evaluate_run(tmp_path / "run", device="cpu")
+    test = evaluate_run(tmp_path / "run", part="test", device="cpu")
+    assert test.metrics["split"] == "test" and len(test.predictions.per_image) == plain["test"]["images"]
+    assert test.metrics["bbox_AP50"] is not None
+    if family != "yolo":  # (ultralytics strips a finished run's last.pt of what resuming needs)
+        fit(cfg, tmp_path / "run", resume=True, log=None)  # a later sitting finds the same merged split
+
+
+def test_folding_val_into_train_keeps_every_image_and_annotation_once(tmp_path):
+    data = prepare_detection_dataset("synthetic-df2", tmp_path / "prep", max_images=12, progress=False)
+    merged = with_val_in_train(data)
+    assert merged.splits == tuple(p for p in ("train", "test") if p in data.coco_json)
+    parts = [json.loads(Path(data.coco_json[p]).read_text()) for p in ("train", "val")]
+    coco = json.loads(Path(merged.coco_json["train"]).read_text())
+    assert sorted(i["file_name"] for i in coco["images"]) == sorted(i["file_name"] for c in parts for i in c["images"])
+    assert len(coco["annotations"]) == sum(len(c["annotations"]) for c in parts)
+    assert len({i["id"] for i in coco["images"]}) == len(coco["images"])
+    assert len({a["id"] for a in coco["annotations"]}) == len(coco["annotations"])
+    by_name = {i["id"]: i["file_name"] for i in coco["images"]}
+    boxes = sorted((by_name[a["image_id"]], tuple(a["bbox"])) for a in coco["annotations"])
+    names = [{i["id"]: i["file_name"] for i in c["images"]} for c in parts]
+    assert boxes == sorted((n[a["image_id"]], tuple(a["bbox"])) for c, n in zip(parts, names) for a in c["annotations"])
+    for image in coco["images"]:  # every image and its YOLO labels reachable under the merged part
+        assert (merged.image_dir["train"] / image["file_name"]).is_file()
+        assert (merged.label_dir["train"] / Path(image["file_name"]).with_suffix(".txt").name).is_file()
+    assert split_of(with_val_in_train(data)) == split_of(merged)  # a second run rebuilds the same part
 
 
 def _prepare_df2(folder):

@@ -63,6 +63,7 @@ class DetectConfig:
     pretrained_backbone: str | None = None
     init_weights: str | None = None
     repeat_threshold: float | None = None
+    train_on_val: bool = False
     imgsz: int = 128
     train_imgsz: list[int] | None = None
     epochs: int = 1
@@ -134,6 +135,9 @@ class DetectConfig:
         elif self.repeat_threshold and self.family == "yolo":
             problems.append("repeat_threshold (repeat-factor sampling) is for the R-CNNs; ultralytics has no such "
                             "sampler")
+        if self.train_on_val and self.backend == "detectron2":
+            problems.append("train_on_val is for YOLO and the torchvision R-CNNs (detectron2's trainer evaluates on "
+                            "a val part)")
         if self.pretrained and self.init_weights:
             problems.append("pretrained and init_weights both name starting weights; give one")
         if self.pretrained_backbone and (self.pretrained or self.init_weights):

@@ -8,7 +8,8 @@ Optimiser: SGD with momentum and weight decay; the learning rate follows a linea
 cosine (or multi-step) schedule and is stepped after every iteration (it is logged per step).
 Every epoch ends with the one COCO evaluation (:mod:`clothingrec.evaluate`) on the validation split
 and a checkpoint ``checkpoints/last.pt`` (model, optimiser, scheduler, position, history); the best
-validation bbox AP50 is kept as ``checkpoints/best.pt``.  ``checkpoint_every_steps`` adds mid-epoch
+validation bbox AP50 is kept as ``checkpoints/best.pt`` (without a validation split, ``val_json=None``,
+nothing is scored and ``last.pt`` is the result).  ``checkpoint_every_steps`` adds mid-epoch
 checkpoints; ``resume=True`` continues from ``last.pt`` at the saved step, with the same batches and
 flips as an uninterrupted run.  ``time_limit_s`` ends the run at an epoch boundary, after the
 epoch's evaluation: the last epoch that the budget still fits (measured on the previous one).
@@ -360,7 +361,8 @@ def train(train_json, train_images, val_json, val_images, out_dir, config: Train
     masks = cfg.family == "maskrcnn"
     train_ds = CocoDetection(train_json, train_images, masks=masks, hflip=cfg.hflip, seed=cfg.seed,
                              max_images=cfg.max_train_images)
-    val_ds = CocoDetection(val_json, val_images, masks=masks, hflip=0.0, seed=cfg.seed)
+    # no val part (a final model trained on train + val): no per-epoch scoring, the last epoch is kept
+    val_ds = CocoDetection(val_json, val_images, masks=masks, hflip=0.0, seed=cfg.seed) if val_json else None
     if len(train_ds) == 0:
         raise ValueError(f"no usable training images in {train_json}: {train_ds.report[:5]}")
     spec = builder_spec(cfg.family, cfg.backbone, train_ds.num_classes, cfg.min_size, cfg.max_size,
@@ -467,7 +469,8 @@ def train(train_json, train_images, val_json, val_images, out_dir, config: Train
             vals = [r[key] for r in ep_steps if key in r]
             if vals:
                 row[key] = float(np.mean(vals))
-        if rank == 0 and cfg.eval_every and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs):
+        if (rank == 0 and val_ds is not None and cfg.eval_every
+                and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs)):
             t1 = time.perf_counter()
             evals = evaluate(model, val_ds, device, batch=cfg.eval_batch, max_images=cfg.max_eval_images)
             row["eval_seconds"] = time.perf_counter() - t1
@@ -506,7 +509,7 @@ def train(train_json, train_images, val_json, val_images, out_dir, config: Train
         writer.close()
     if distributed:
         torch.distributed.barrier()
-    report = sorted(set(train_ds.report)) + sorted(set(val_ds.report))
+    report = sorted(set(train_ds.report)) + sorted(set(val_ds.report if val_ds is not None else ()))
     return LoopResult(out_dir=out_dir, history=hist, steps=steps, last_checkpoint=last,
                        best_checkpoint=best if best.is_file() else None, global_step=global_step,
                        epoch=epoch, interrupted=interrupted, params=count_parameters(model), report=report,

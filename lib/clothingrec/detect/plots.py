@@ -48,13 +48,13 @@ def history_columns(history: pd.DataFrame) -> tuple[list[str], list[str]]:
 
 def plot_run(run, *, score_threshold: float = 0.3, images: int = 8, show: bool = True) -> list:
     """The figures every training notebook shows, saved into the run folder: training curves, PR curves
-    (IoU 0.5), the confusion matrix at ``score_threshold`` and predictions vs ground truth."""
+    (IoU 0.5), the confusion matrix at ``score_threshold`` and predictions vs ground truth on val (a run
+    trained on val: the training curves only)."""
     import matplotlib.pyplot as plt
 
     from clothingrec.evaluate import confusion_matrix
     from clothingrec.evaluate.plots import plot_confusion, plot_pr_curves, plot_prediction_grid
 
-    val_json, val_images = run.data.coco_json["val"], run.data.image_dir["val"]
     saved = []
 
     def save(fig, name):
@@ -66,6 +66,9 @@ def plot_run(run, *, score_threshold: float = 0.3, images: int = 8, show: bool =
         losses, metrics = history_columns(run.history)
         save(plot_training_curves(run.history, losses=losses, metrics=metrics, steps=run.steps,
                                   title=f"{run.record.name}: training"), "training_curves.png")
+    if not run.evals:  # a final model trained on val (train_on_val): only test can score it (notebook 06)
+        return saved
+    val_json, val_images = run.data.coco_json["val"], run.data.image_dir["val"]
     fig, axes = plt.subplots(1, len(run.evals), figsize=(6 * len(run.evals), 4.5), squeeze=False)
     for ax, (iou_type, res) in zip(axes[0], run.evals.items()):
         plot_pr_curves(res, ax=ax, title=f"{iou_type} PR @0.5")

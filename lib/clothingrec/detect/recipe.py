@@ -64,6 +64,78 @@ def prepare(cfg: DetectConfig):
                                      max_images=cfg.max_images, seed=cfg.seed, progress=False)
 
 
+#: the training part of a final model (``train_on_val``): the stored split's train and val parts together
+TRAIN_AND_VAL = "train+val"
+
+
+def with_val_in_train(data):
+    """``data`` with its val part folded into train, for a final model whose schedule was chosen on val
+    (``train_on_val``): one COCO file (``annotations/instances_train+val.json``, ids renumbered), one folder of
+    image links and YOLO labels per label set (``images/train+val/``, ``labels-*/train+val/``) and a
+    ``data-train+val.yaml``, written beside the prepared parts; val leaves the dataset's parts, so nothing
+    scores a model on images it was trained on, and test stays as it is."""
+    import dataclasses
+    import json
+
+    from clothingrec.convert.yolo import write_data_yaml
+
+    root = Path(data.root)
+    parts = ("train", "val")
+    missing = [p for p in parts if p not in data.coco_json or not Path(data.coco_json[p]).is_file()]
+    if missing:
+        raise ValueError(f"train_on_val: {data.name} has no {' or '.join(missing)} part to train on")
+    merged = {"images": [], "annotations": []}
+    image_dir = root / "images" / TRAIN_AND_VAL
+    for part in parts:
+        coco = json.loads(Path(data.coco_json[part]).read_text(encoding="utf-8"))
+        for key in ("info", "licenses", "categories"):
+            merged.setdefault(key, coco.get(key, []))
+        new_ids = {}
+        for image in coco["images"]:
+            new_ids[image["id"]] = len(merged["images"]) + 1
+            merged["images"].append({**image, "id": new_ids[image["id"]]})
+            _link(image_dir / image["file_name"], Path(data.image_dir[part]) / image["file_name"])
+        for ann in coco["annotations"]:
+            merged["annotations"].append({**ann, "id": len(merged["annotations"]) + 1,
+                                          "image_id": new_ids[ann["image_id"]]})
+    for labels in root.glob("labels-*"):  # every YOLO label set (boxes, outlines); `labels` links to one
+        for part in parts:
+            for txt in sorted((labels / part).glob("*.txt")):
+                _link(labels / TRAIN_AND_VAL / txt.name, txt)
+    coco_json = root / "annotations" / f"instances_{TRAIN_AND_VAL}.json"
+    tmp = coco_json.with_suffix(f".{os.getpid()}.tmp")  # two runs may start at once: each writes whole files
+    tmp.write_text(json.dumps(merged, allow_nan=False), encoding="utf-8")
+    os.replace(tmp, coco_json)
+    yaml_parts = {"train": f"images/{TRAIN_AND_VAL}", "val": "images/val"}  # ultralytics wants a val: see fit
+    yaml_parts.update({p: f"images/{p}" for p in data.coco_json if p not in parts})
+    yaml_path = root / f"data-{TRAIN_AND_VAL}.{os.getpid()}.tmp"
+    write_data_yaml(yaml_path, root, yaml_parts, list(data.class_names))
+    os.replace(yaml_path, root / f"data-{TRAIN_AND_VAL}.yaml")
+
+    def others(d: dict) -> dict:
+        return {k: v for k, v in d.items() if k not in parts}
+
+    label_dir = Path(data.label_dir["train"]).parent / TRAIN_AND_VAL if "train" in data.label_dir else None
+    return dataclasses.replace(
+        data, coco_json={"train": coco_json, **others(data.coco_json)},
+        image_dir={"train": image_dir, **others(data.image_dir)},
+        label_dir={**({"train": label_dir} if label_dir else {}), **others(data.label_dir)},
+        num_images={"train": len(merged["images"]), **others(data.num_images)},
+        yolo_yaml=root / f"data-{TRAIN_AND_VAL}.yaml")
+
+
+def _link(link: Path, target: Path) -> None:
+    """``link`` → ``target``'s own target (a prepared image is itself a link to the source photo)."""
+    target = Path(os.path.realpath(target))
+    if link.is_symlink() and Path(os.readlink(link)) == target:
+        return
+    link.parent.mkdir(parents=True, exist_ok=True)
+    tmp = link.with_name(f".{link.name}.{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(target)
+    os.replace(tmp, link)
+
+
 def _prepare_once(cfg: DetectConfig):
     """:func:`prepare`, by rank 0 first under torchrun (the other ranks then reuse its folder)."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
@@ -166,21 +238,24 @@ def _train_yolo(cfg: DetectConfig, data, out: Path, resume: bool):
     from clothingrec.detect.yolo import train_yolo, yolo_history
 
     # ultralytics' AMP is fp16 autocast on CUDA (it turns it off on a CPU); `auto` keeps its default
-    amp = {"32-true": {"amp": False}, "16-mixed": {"amp": True}}.get(cfg.precision, {})
+    args = dict({"32-true": {"amp": False}, "16-mixed": {"amp": True}}.get(cfg.precision, {}))
     pretrained = cfg.init_weights_file() or cfg.pretrained or False  # an earlier run's .pt: start from it
+    if cfg.train_on_val:  # its data.yaml's val is trained on: validated once at the end, the last epoch kept
+        args["val"] = False
     run = train_yolo(data.yolo_yaml, out, model=cfg.model, task=cfg.task, pretrained=pretrained,
                      epochs=cfg.epochs, imgsz=cfg.imgsz, batch=cfg.batch, workers=cfg.workers, device=cfg.device,
                      seed=cfg.seed, time_budget_h=cfg.time_budget_h, patience=cfg.patience, resume=resume,
-                     name="yolo", **{**amp, **cfg.ultralytics})
+                     name="yolo", **{**args, **cfg.ultralytics})
     history = yolo_history(run)
-    return run.best or run.last, history, None, len(history) < cfg.epochs, run.plots, []
+    weights = run.last if cfg.train_on_val else run.best or run.last
+    return weights, history, None, len(history) < cfg.epochs, run.plots, []
 
 
 def _train_torchvision(cfg: DetectConfig, data, out: Path, resume: bool, log):
     from clothingrec.detect.engine import train
 
-    result = train(data.coco_json["train"], data.image_dir["train"], data.coco_json["val"], data.image_dir["val"],
-                   out, cfg.loop_config(), resume=resume, log=log)
+    result = train(data.coco_json["train"], data.image_dir["train"], data.coco_json.get("val"),
+                   data.image_dir.get("val"), out, cfg.loop_config(), resume=resume, log=log)
     weights = result.best_checkpoint or result.last_checkpoint
     return weights, result.history, result.steps, result.interrupted, [], result.report
 
@@ -230,6 +305,8 @@ def fit(cfg: DetectConfig, out, *, resume: bool = False, log=print, command: str
     out = prepare_run_folder(out)
     set_threads(cfg.threads)
     data = _prepare_once(cfg)
+    if cfg.train_on_val:
+        data = with_val_in_train(data)
     split = split_of(data)
     if resume and (out / "run.json").is_file():
         check_split(RunRecord.load(out).split, data)
@@ -255,13 +332,19 @@ def fit(cfg: DetectConfig, out, *, resume: bool = False, log=print, command: str
     record.save(out)
 
     predictor = load_detector(out, device=cfg.device)
-    evals, predictions = evaluate_predictor(predictor, data.coco_json["val"], data.image_dir["val"])
-    metrics = detector_metrics(cfg.name, cfg.family, str(cfg.model), data.name, evals, imgsz=cfg.imgsz,
-                               params=_parameters(predictor),
-                               extra={"task": _task(cfg.classes), "backend": cfg.backend,
-                                      "seconds_per_image": predictions.seconds_per_image,
-                                      **evaluation_settings(predictor)})
-    if cfg.backend == "ultralytics":
+    if "val" not in data.coco_json:  # trained on val (train_on_val): nothing here to score it on but test
+        evals, predictions = {}, None
+        metrics = {"kind": "detector", "name": cfg.name, "family": cfg.family, "model": str(cfg.model),
+                   "dataset": data.name, "split": None, "imgsz": cfg.imgsz, "params": _parameters(predictor),
+                   "task": _task(cfg.classes), "backend": cfg.backend, "weights_chosen": "last epoch"}
+    else:
+        evals, predictions = evaluate_predictor(predictor, data.coco_json["val"], data.image_dir["val"])
+        metrics = detector_metrics(cfg.name, cfg.family, str(cfg.model), data.name, evals, imgsz=cfg.imgsz,
+                                   params=_parameters(predictor),
+                                   extra={"task": _task(cfg.classes), "backend": cfg.backend,
+                                          "seconds_per_image": predictions.seconds_per_image,
+                                          **evaluation_settings(predictor)})
+    if cfg.backend == "ultralytics" and evals:
         from clothingrec.detect.yolo import native_val
 
         metrics.update(native_val(weights, data.yolo_yaml, imgsz=cfg.imgsz, batch=cfg.batch, device=cfg.device,
