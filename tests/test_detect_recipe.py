@@ -11,6 +11,7 @@ from clothingrec.detect import SplitMismatch, evaluate_run, fit, load_config, lo
 from clothingrec.detect.config import DetectConfig
 from clothingrec.detect.engine import lr_lambda_factory
 from clothingrec.detect.recipe import check_split, prepare, prepared_dir, reproduces, split_of, with_val_in_train
+from clothingrec.evaluate.curves import learning_curve
 from clothingrec.paths import PROJECT_ROOT, RESULTS_DIR
 from clothingrec.runs import RunRecord
 
@@ -194,6 +195,8 @@ def test_a_final_model_trains_on_train_and_val_and_only_test_scores_it(tmp_path,
     assert record.split["train"]["files"] == sorted(plain["train"]["files"] + plain["val"]["files"])
     assert Path(record.weights).name == "last.pt" and record.metrics["weights_chosen"] == "last epoch"
     assert run.evals == {} and record.metrics.get("bbox_AP50") is None  # nothing scored on images it saw
+    assert not any(c.startswith("val") or c.endswith("AP50") for c in run.history)
+    assert learning_curve(tmp_path / "run").empty  # no held-out curve to draw
     with pytest.raises(SplitMismatch, match="stored no val split"):
         evaluate_run(tmp_path / "run", device="cpu")
     test = evaluate_run(tmp_path / "run", part="test", device="cpu")

@@ -247,6 +247,8 @@ def _train_yolo(cfg: DetectConfig, data, out: Path, resume: bool):
                      seed=cfg.seed, time_budget_h=cfg.time_budget_h, patience=cfg.patience, resume=resume,
                      name="yolo", **{**args, **cfg.ultralytics})
     history = yolo_history(run)
+    if cfg.train_on_val:  # its val columns are zeros, and at the last epoch scores on images it trained on
+        history = history.drop(columns=[c for c in history if c.startswith(("val", "metrics/"))])
     weights = run.last if cfg.train_on_val else run.best or run.last
     return weights, history, None, len(history) < cfg.epochs, run.plots, []
 

@@ -48,7 +48,7 @@ def learning_curve(run_dir) -> pd.DataFrame:
     history = pd.read_csv(run_dir / "history.csv")
     if "time" in history:  # ultralytics: cumulative seconds
         seconds = history["time"].astype(float)
-        ap50 = history["val_mAP50"]
+        ap50 = history.get("val_mAP50", pd.Series(np.nan, index=history.index))  # a train_on_val run has none
         segm = history.get("val_mask_mAP50")
     else:  # the torchvision loop and detectron2: seconds per epoch
         spent = history.get("train_seconds", pd.Series(0.0, index=history.index)).fillna(0)
@@ -60,6 +60,8 @@ def learning_curve(run_dir) -> pd.DataFrame:
     device = str(hardware.get("device") or record.config.get("device") or "cpu")
     threads = int(hardware.get("torch_threads") or record.config.get("threads") or 1)
     on_cpu = not device.startswith(("cuda", "mps", "xpu"))
+    if record.config.get("train_on_val"):  # trained on val: no held-out curve to draw
+        ap50, segm = pd.Series(np.nan, index=history.index), None
     curve = pd.DataFrame({"epoch": history["epoch"].astype(int), "hours": seconds / 3600,
                           "AP50": ap50.astype(float)})
     curve["core_hours"] = curve["hours"] * (threads if on_cpu else 1)
