@@ -128,8 +128,9 @@ def train_yolo(data_yaml, out_dir, *, model: str = "yolov8n", task: str = "detec
     last = save_dir / "weights" / "last.pt"
     _enable_tensorboard()
     if resume and last.is_file():
-        with quiet_ultralytics(quiet):
-            YOLO(str(last)).train(resume=True)
+        if not finished(last):
+            with quiet_ultralytics(quiet):
+                YOLO(str(last)).train(resume=True)
         return _collect(save_dir, model, task)
     source = model_source(model, task=task, pretrained=pretrained)
     transfer = isinstance(pretrained, (str, Path)) and checkpoint_task(source) != task
@@ -146,6 +147,14 @@ def train_yolo(data_yaml, out_dir, *, model: str = "yolov8n", task: str = "detec
         yolo = YOLO(source, task=task)
         yolo.train(**args)
     return _collect(save_dir, model, task)
+
+
+def finished(last) -> bool:
+    """Whether an ultralytics ``last.pt`` ends a finished run (its optimiser stripped, epoch -1): nothing to
+    resume, where ultralytics itself would fail on the missing training arguments."""
+    import torch
+
+    return torch.load(last, map_location="cpu", weights_only=False).get("epoch") == -1
 
 
 def yolo_history(run: YoloRun) -> pd.DataFrame:
