@@ -98,7 +98,7 @@ def with_val_in_train(data):
         for ann in coco["annotations"]:
             merged["annotations"].append({**ann, "id": len(merged["annotations"]) + 1,
                                           "image_id": new_ids[ann["image_id"]]})
-    for labels in root.glob("labels-*"):  # every YOLO label set (boxes, outlines); `labels` links to one
+    for labels in (d for d in root.glob("labels-*") if d.is_dir()):  # each YOLO label set; `labels` links to one
         for part in parts:
             for txt in sorted((labels / part).glob("*.txt")):
                 _link(labels / TRAIN_AND_VAL / txt.name, txt)
