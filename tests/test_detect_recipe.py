@@ -10,6 +10,7 @@ from clothingrec.convert import prepare_detection_dataset
 from clothingrec.detect import SplitMismatch, evaluate_run, fit, load_config, load_detector
 from clothingrec.detect.config import DetectConfig
 from clothingrec.detect.engine import lr_lambda_factory
+from clothingrec.detect.plots import plot_run
 from clothingrec.detect.recipe import check_split, prepare, prepared_dir, reproduces, split_of, with_val_in_train
 from clothingrec.evaluate.curves import learning_curve
 from clothingrec.paths import PROJECT_ROOT, RESULTS_DIR
@@ -197,6 +198,7 @@ def test_a_final_model_trains_on_train_and_val_and_only_test_scores_it(tmp_path,
     assert run.evals == {} and record.metrics.get("bbox_AP50") is None  # nothing scored on images it saw
     assert not any(c.startswith("val") or c.endswith("AP50") for c in run.history)
     assert learning_curve(tmp_path / "run").empty  # no held-out curve to draw
+    assert [p.name for p in plot_run(run, show=False)] == ["training_curves.png"]
     with pytest.raises(SplitMismatch, match="stored no val split"):
         evaluate_run(tmp_path / "run", device="cpu")
     test = evaluate_run(tmp_path / "run", part="test", device="cpu")

@@ -31,7 +31,12 @@ def plot_training_curves(history: pd.DataFrame, *, x: str = "epoch", losses=None
         if c in history:
             axes[2].plot(history[x], history[c], marker="o", ms=3, label=c)
     axes[2].set_title("validation")
-    axes[2].legend(fontsize=7)
+    if any(c in history for c in metrics):
+        axes[2].legend(fontsize=7)
+    else:  # a final model trained on val (train_on_val): nothing held out to score per epoch
+        axes[2].text(0.5, 0.5, "no validation part:\ntrained on val", ha="center", va="center",
+                     transform=axes[2].transAxes, color="0.4")
+        axes[2].set_xticks([]), axes[2].set_yticks([])
     for ax in (axes[0], axes[2]):
         ax.set_xlabel(x)
     fig.suptitle(title, fontsize=10)
