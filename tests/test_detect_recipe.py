@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -208,24 +209,33 @@ def test_a_final_model_trains_on_train_and_val_and_only_test_scores_it(tmp_path,
     assert again.record.split == record.split and again.record.weights == record.weights  # nothing left to train
 
 
-def test_folding_val_into_train_keeps_every_image_and_annotation_once(tmp_path):
-    data = prepare_detection_dataset("synthetic-df2", tmp_path / "prep", max_images=12, progress=False)
+def _photos(coco: dict, image_dir: Path, label_dir: Path) -> list[tuple]:
+    """Each image of a COCO part as (the photo its link reaches, its YOLO labels, its boxes)."""
+    boxes = {}
+    for a in coco["annotations"]:
+        boxes.setdefault(a["image_id"], []).append(tuple(a["bbox"]))
+    return sorted((os.path.realpath(image_dir / i["file_name"]),
+                   (label_dir / Path(i["file_name"]).with_suffix(".txt").name).read_text(),
+                   tuple(sorted(boxes.get(i["id"], [])))) for i in coco["images"])
+
+
+@pytest.mark.parametrize("dataset", ["synthetic-pennfudan", "synthetic-df2"])  # drawn split / official split
+def test_folding_val_into_train_keeps_every_image_and_annotation_once(tmp_path, dataset):
+    data = prepare_detection_dataset(dataset, tmp_path / "prep", max_images=16, progress=False)
     merged = with_val_in_train(data)
     assert merged.splits == tuple(p for p in ("train", "test") if p in data.coco_json)
-    parts = [json.loads(Path(data.coco_json[p]).read_text()) for p in ("train", "val")]
+    parts = {p: json.loads(Path(data.coco_json[p]).read_text()) for p in ("train", "val")}
     coco = json.loads(Path(merged.coco_json["train"]).read_text())
-    assert sorted(i["file_name"] for i in coco["images"]) == sorted(i["file_name"] for c in parts for i in c["images"])
-    assert len(coco["annotations"]) == sum(len(c["annotations"]) for c in parts)
-    assert len({i["id"] for i in coco["images"]}) == len(coco["images"])
-    assert len({a["id"] for a in coco["annotations"]}) == len(coco["annotations"])
-    by_name = {i["id"]: i["file_name"] for i in coco["images"]}
-    boxes = sorted((by_name[a["image_id"]], tuple(a["bbox"])) for a in coco["annotations"])
-    names = [{i["id"]: i["file_name"] for i in c["images"]} for c in parts]
-    assert boxes == sorted((n[a["image_id"]], tuple(a["bbox"])) for c, n in zip(parts, names) for a in c["annotations"])
-    for image in coco["images"]:  # every image and its YOLO labels reachable under the merged part
-        assert (merged.image_dir["train"] / image["file_name"]).is_file()
-        assert (merged.label_dir["train"] / Path(image["file_name"]).with_suffix(".txt").name).is_file()
+    for key in ("images", "annotations"):
+        assert len({x["id"] for x in coco[key]}) == len(coco[key]) == sum(len(c[key]) for c in parts.values())
+    assert len({i["file_name"] for i in coco["images"]}) == len(coco["images"])  # DeepFashion2's names repeat
+    # every photo once, with its own labels and boxes, whatever name it has in the merged part
+    assert _photos(coco, merged.image_dir["train"], merged.label_dir["train"]) == sorted(
+        x for p, c in parts.items() for x in _photos(c, data.image_dir[p], data.label_dir[p]))
+    stale = merged.image_dir["train"] / "from-an-earlier-split.jpg"  # ultralytics lists the folder: gone
+    stale.symlink_to(merged.image_dir["train"] / coco["images"][0]["file_name"])
     assert split_of(with_val_in_train(data)) == split_of(merged)  # a second run rebuilds the same part
+    assert sorted(p.name for p in merged.image_dir["train"].iterdir()) == sorted(i["file_name"] for i in coco["images"])
 
 
 def _prepare_df2(folder):

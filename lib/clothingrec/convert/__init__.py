@@ -64,7 +64,7 @@ SPLITS = ("train", "val", "test")
 DATASET_NAMES = ("synthetic-df2", "deepfashion2", "ccp", "synthetic-pennfudan", "pennfudan")
 
 __all__ = ["PreparedDataset", "prepare_detection_dataset", "read_dataset", "resolve_source",
-           "convert_split", "ConversionReport"]
+           "convert_split", "sync_links", "ConversionReport"]
 
 
 @dataclass
@@ -436,22 +436,26 @@ def _fingerprint(kind: str, root: Path, entries: dict[str, list[Entry]], params:
 
 
 def _link_images(images: list[dict], entries: list[Entry], image_dir: Path) -> None:
-    image_dir.mkdir(parents=True, exist_ok=True)
     sources = {Path(e.paths[0]).name: Path(e.paths[0]) for e in entries if e.paths}
-    wanted = set()
-    for image in images:
-        name = image["file_name"]
-        wanted.add(name)
-        link = image_dir / name
-        target = sources[name].resolve()
-        if link.is_symlink() and os.readlink(link) == str(target):
+    sync_links(image_dir, {image["file_name"]: sources[image["file_name"]] for image in images})
+
+
+def sync_links(folder: Path, targets: dict[str, Path]) -> None:
+    """``folder/<name>`` → each target's real file, and no other link in ``folder`` (a link left from an
+    earlier split would otherwise still be read by ultralytics, which lists the folder). Each link is
+    replaced atomically, so two runs preparing one folder at once each leave it whole."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, target in targets.items():
+        link, real = folder / name, os.path.realpath(target)
+        if link.is_symlink() and os.readlink(link) == real:
             continue
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        os.symlink(target, link)
-    for stale in image_dir.iterdir():
-        if stale.name not in wanted and stale.is_symlink():
-            stale.unlink()
+        tmp = folder / f".{name}.{os.getpid()}.tmp"
+        tmp.unlink(missing_ok=True)
+        os.symlink(real, tmp)
+        os.replace(tmp, link)
+    for stale in folder.iterdir():
+        if stale.name not in targets and not stale.name.startswith(".") and stale.is_symlink():
+            stale.unlink(missing_ok=True)
 
 
 def _clear_labels(folder: Path) -> None:

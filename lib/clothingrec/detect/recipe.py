@@ -77,6 +77,7 @@ def with_val_in_train(data):
     import dataclasses
     import json
 
+    from clothingrec.convert import sync_links
     from clothingrec.convert.yolo import write_data_yaml
 
     root = Path(data.root)
@@ -84,24 +85,34 @@ def with_val_in_train(data):
     missing = [p for p in parts if p not in data.coco_json or not Path(data.coco_json[p]).is_file()]
     if missing:
         raise ValueError(f"train_on_val: {data.name} has no {' or '.join(missing)} part to train on")
+    cocos = {part: json.loads(Path(data.coco_json[part]).read_text(encoding="utf-8")) for part in parts}
+    names = [{image["file_name"] for image in cocos[part]["images"]} for part in parts]
+    # an official split's parts reuse file names (DeepFashion2's 000001.jpg is in train and validation):
+    # then every merged image is named after its part, and so are its labels
+    renamed = bool(names[0] & names[1])
+
+    def merged_name(part: str, name: str) -> str:
+        return f"{part}-{name}" if renamed else name
+
     merged = {"images": [], "annotations": []}
-    image_dir = root / "images" / TRAIN_AND_VAL
-    for part in parts:
-        coco = json.loads(Path(data.coco_json[part]).read_text(encoding="utf-8"))
+    images = {}
+    for part, coco in cocos.items():
         for key in ("info", "licenses", "categories"):
             merged.setdefault(key, coco.get(key, []))
         new_ids = {}
         for image in coco["images"]:
             new_ids[image["id"]] = len(merged["images"]) + 1
-            merged["images"].append({**image, "id": new_ids[image["id"]]})
-            _link(image_dir / image["file_name"], Path(data.image_dir[part]) / image["file_name"])
+            name = merged_name(part, image["file_name"])
+            merged["images"].append({**image, "id": new_ids[image["id"]], "file_name": name})
+            images[name] = Path(data.image_dir[part]) / image["file_name"]
         for ann in coco["annotations"]:
             merged["annotations"].append({**ann, "id": len(merged["annotations"]) + 1,
                                           "image_id": new_ids[ann["image_id"]]})
-    for labels in (d for d in root.glob("labels-*") if d.is_dir()):  # each YOLO label set; `labels` links to one
-        for part in parts:
-            for txt in sorted((labels / part).glob("*.txt")):
-                _link(labels / TRAIN_AND_VAL / txt.name, txt)
+    image_dir = root / "images" / TRAIN_AND_VAL
+    sync_links(image_dir, images)
+    for label_set in (d for d in root.glob("labels-*") if d.is_dir()):  # each YOLO label set; `labels` links to one
+        sync_links(label_set / TRAIN_AND_VAL, {merged_name(part, t.name): t
+                                               for part in parts for t in sorted((label_set / part).glob("*.txt"))})
     coco_json = root / "annotations" / f"instances_{TRAIN_AND_VAL}.json"
     tmp = coco_json.with_suffix(f".{os.getpid()}.tmp")  # two runs may start at once: each writes whole files
     tmp.write_text(json.dumps(merged, allow_nan=False), encoding="utf-8")
@@ -122,18 +133,6 @@ def with_val_in_train(data):
         label_dir={**({"train": label_dir} if label_dir else {}), **others(data.label_dir)},
         num_images={"train": len(merged["images"]), **others(data.num_images)},
         yolo_yaml=root / f"data-{TRAIN_AND_VAL}.yaml")
-
-
-def _link(link: Path, target: Path) -> None:
-    """``link`` → ``target``'s own target (a prepared image is itself a link to the source photo)."""
-    target = Path(os.path.realpath(target))
-    if link.is_symlink() and Path(os.readlink(link)) == target:
-        return
-    link.parent.mkdir(parents=True, exist_ok=True)
-    tmp = link.with_name(f".{link.name}.{os.getpid()}")
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(target)
-    os.replace(tmp, link)
 
 
 def _prepare_once(cfg: DetectConfig):
