@@ -48,6 +48,21 @@ def test_one_imgsz_is_the_longest_side_for_every_family():
     assert (loop.min_size, loop.max_size) == (512, 853)
 
 
+def test_notebook_06_reads_one_inference_size_or_one_per_run():
+    from clothingrec.detect.recipe import inference_sizes
+
+    runs = ["runs/03_train_yolo/a", "runs/04_train_fasterrcnn/b"]
+    assert inference_sizes(None, runs) == [None, None] and inference_sizes(288, runs) == [288, 288]
+    assert inference_sizes("288,587", runs) == [288, 587] and inference_sizes(" ,587", runs) == [None, 587]
+    assert inference_sizes("320", runs) == [320, 320]
+    with pytest.raises(ValueError, match="3 sizes for 2 runs"):
+        inference_sizes("1,2,3", runs)
+    with pytest.raises(ValueError, match="whole pixels"):
+        inference_sizes("big,587", runs)
+    with pytest.raises(ValueError, match="under 32"):
+        inference_sizes("16,587", runs)
+
+
 def test_train_imgsz_is_multi_scale_training_for_the_rcnns_only():
     cfg = load_config("smoke", family="fasterrcnn", imgsz=533, train_imgsz="448, 533,640")  # a make PARAMS text
     assert cfg.train_imgsz == [448, 533, 640] and cfg.rcnn_train_sizes == ((269, 320, 384), 640)
@@ -177,8 +192,11 @@ def test_fit_writes_one_run_record_that_evaluation_and_loading_read(tmp_path):
     assert flipped.metrics["tta"] == "hflip" and not reproduces(record.metrics, flipped.metrics)
     assert len(flipped.predictions.per_image) == len(again.predictions.per_image)
     assert not reproduces({k: v for k, v in record.metrics.items() if k != "tta"}, again.metrics)  # older record
-    with pytest.raises(ValueError, match="YOLO run's inference size"):  # an R-CNN's size is its min_size
-        evaluate_run(tmp_path / "run", device="cpu", imgsz=128)
+    larger = evaluate_run(tmp_path / "run", device="cpu", imgsz=160)  # another input size, same meaning
+    transform = larger.predictor.model.transform
+    assert (transform.min_size[-1], transform.max_size) == (96, 160) and larger.metrics["imgsz"] == 160
+    assert larger.metrics["trained_imgsz"] == 96 and not reproduces(record.metrics, larger.metrics)
+    assert load_detector(tmp_path / "run", device="cpu").model.transform.max_size == 96  # the trained size
     assert "/" not in json.dumps(record.split["val"]["coco_json"])[:2]  # stored relative to the project
     # a resumed run whose data has another split is refused before training
     with pytest.raises(SplitMismatch):

@@ -406,12 +406,18 @@ class Detectron2Predictor:
 
 
 def load_predictor(config_yaml, weights, category_names: dict[int, str], *,
-                   score_threshold: float = EXPORT_SCORE_THRESHOLD, device: str = "auto") -> Detectron2Predictor:
-    """The predictor of a trained run from its dumped config (``detectron2/config.yaml``) and weights."""
+                   score_threshold: float = EXPORT_SCORE_THRESHOLD, device: str = "auto",
+                   imgsz: int | None = None) -> Detectron2Predictor:
+    """The predictor of a trained run from its dumped config (``detectron2/config.yaml``) and weights;
+    ``imgsz``: the inference size (longest side) when not the trained one."""
     require_detectron2()
     from detectron2.config import get_cfg
+
+    from clothingrec.detect.config import short_side
 
     cfg = get_cfg()
     cfg.set_new_allowed(True)
     cfg.merge_from_file(str(config_yaml))
+    if imgsz is not None:
+        cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST = short_side(imgsz), int(imgsz)
     return Detectron2Predictor(cfg, weights, category_names, score_threshold=score_threshold, device=device)

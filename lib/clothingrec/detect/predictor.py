@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from clothingrec.detect.config import short_side
 from clothingrec.detect.models import rebuild, set_score_threshold
 from clothingrec.device import resolve_device
 from clothingrec.runs import RunRecord, is_run
@@ -62,6 +63,8 @@ def load_detector(run_dir_or_checkpoint, *, device="auto", score_threshold: floa
 
     A run folder's record names its weights, backend, classes and input size; a bare checkpoint is
     recognised by its content: ours (``spec`` + ``model``, rebuilt from the stored spec) or ultralytics'.
+    ``imgsz``: the inference size when not the trained one, with the meaning it has for every family
+    (the longest input side; an R-CNN's shorter side is 3/5 of it, :func:`~clothingrec.detect.config.short_side`).
     """
     path = Path(run_dir_or_checkpoint)
     if path.is_dir() and is_run(path):
@@ -73,7 +76,7 @@ def load_detector(run_dir_or_checkpoint, *, device="auto", score_threshold: floa
             from clothingrec.detect.detectron2_backend import load_predictor
 
             return load_predictor(weights.parent / "config.yaml", weights, record.category_names,
-                                  score_threshold=score_threshold, device=device)
+                                  score_threshold=score_threshold, device=device, imgsz=imgsz)
         if record.backend == "ultralytics":
             from clothingrec.detect.yolo import YoloPredictor
 
@@ -83,7 +86,10 @@ def load_detector(run_dir_or_checkpoint, *, device="auto", score_threshold: floa
     path = _find_checkpoint(path)
     state = torch.load(path, map_location="cpu", weights_only=False)
     if isinstance(state, dict) and "spec" in state and "model" in state:
-        model = rebuild(state["spec"])
+        spec = dict(state["spec"])
+        if imgsz is not None:
+            spec.update(min_size=short_side(imgsz), max_size=int(imgsz))
+        model = rebuild(spec)
         model.load_state_dict(state["model"])
         names = {int(c["id"]): c["name"] for c in state["categories"]}
         return TorchvisionPredictor(model, state["label_to_coco"], names, device=device,

@@ -451,7 +451,7 @@ def evaluate_run(run_dir, data=None, *, part: str = "val", device="auto",
                  score_threshold: float = EXPORT_SCORE_THRESHOLD) -> EvaluatedRun:
     """Score a run's detector on a split stored with it (``val``; ``test`` once, at the end), pycocotools.
 
-    ``imgsz``: a YOLO run's inference size when not the one it was trained at; ``tta``: horizontal-flip
+    ``imgsz``: the inference size (longest side, every family) when not the one trained at; ``tta``: horizontal-flip
     test-time augmentation (:class:`~clothingrec.detect.tta.FlipTTAPredictor`). Both are settings to
     choose on val like a checkpoint; the metrics record them, and ``score_threshold``, the lowest score
     kept (the one for every backend unless studying the setting)."""
@@ -461,9 +461,6 @@ def evaluate_run(run_dir, data=None, *, part: str = "val", device="auto",
 
     run_dir = Path(run_dir)
     record = RunRecord.load(run_dir)
-    if imgsz is not None and record.backend != "ultralytics":
-        raise ValueError(f"{run_dir}: imgsz sets a YOLO run's inference size; this is a {record.backend} run "
-                         "(its input size is the model's min_size)")
     data, found = run_data(run_dir, data=data, part=part)
     predictor = load_detector(run_dir, device=device, imgsz=imgsz, score_threshold=score_threshold)
     if tta:
@@ -492,9 +489,10 @@ def evaluation_settings(predictor) -> dict:
 
 def reproduces(stored: dict, metrics: dict) -> bool:
     """Whether ``metrics`` were scored as the run record's ``stored`` ones were (a record written before
-    its settings were recorded compares with none)."""
+    its settings were recorded compares with none): lowest score kept, test-time augmentation, input size."""
     keys = ("score_threshold", "tta")
-    return all(k in stored for k in keys) and all(stored[k] == metrics.get(k) for k in keys)
+    same_size = stored.get("imgsz") is None or metrics.get("imgsz") is None or stored["imgsz"] == metrics["imgsz"]
+    return same_size and all(k in stored for k in keys) and all(stored[k] == metrics.get(k) for k in keys)
 
 
 #: the training notebooks whose latest runs notebook 06 evaluates
@@ -519,6 +517,29 @@ def find_runs(run_dirs=None) -> tuple[list[Path], list[str]]:
         except FileNotFoundError as exc:
             missing.append(f"{nb}: {exc}")
     return found, missing
+
+
+def inference_sizes(imgsz, run_dirs) -> list[int | None]:
+    """Notebook 06's ``imgsz`` for each of ``run_dirs``: ``None`` (each at the size it was trained at),
+    one size for every run, or one per run, comma-separated in the order of the runs (an empty entry
+    keeps that run's size): ``"288,,587"``."""
+    if imgsz is None or imgsz == "":
+        return [None] * len(run_dirs)
+    if isinstance(imgsz, int | float):
+        return [int(imgsz)] * len(run_dirs)
+    entries = [v.strip() for v in str(imgsz).split(",")]
+    if len(entries) == 1:
+        entries = entries * len(run_dirs)
+    if len(entries) != len(run_dirs):
+        raise ValueError(f"imgsz {imgsz!r} gives {len(entries)} sizes for {len(run_dirs)} runs "
+                         f"({[Path(d).name for d in run_dirs]}): one size, or one per run in their order")
+    try:
+        sizes = [int(v) if v else None for v in entries]
+    except ValueError:
+        raise ValueError(f"imgsz {imgsz!r}: sizes are whole pixels (the longest input side)") from None
+    if any(v is not None and v < 32 for v in sizes):
+        raise ValueError(f"imgsz {imgsz!r}: an input side under 32 px")
+    return sizes
 
 
 # ---------------------------------------------------------------------------------------- CLI
