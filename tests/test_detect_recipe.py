@@ -197,6 +197,11 @@ def test_fit_writes_one_run_record_that_evaluation_and_loading_read(tmp_path):
     assert (transform.min_size[-1], transform.max_size) == (96, 160) and larger.metrics["imgsz"] == 160
     assert larger.metrics["trained_imgsz"] == 96 and not reproduces(record.metrics, larger.metrics)
     assert load_detector(tmp_path / "run", device="cpu").model.transform.max_size == 96  # the trained size
+    tighter = evaluate_run(tmp_path / "run", device="cpu", nms_iou=0.3)  # duplicate suppression, also a setting
+    assert tighter.predictor.model.roi_heads.nms_thresh == 0.3 and tighter.metrics["nms_iou"] == 0.3
+    assert again.metrics["nms_iou"] == 0.5 and not reproduces(again.metrics, tighter.metrics)
+    with pytest.raises(ValueError, match="nms_iou"):
+        load_detector(tmp_path / "run", device="cpu", nms_iou=0)
     assert "/" not in json.dumps(record.split["val"]["coco_json"])[:2]  # stored relative to the project
     # a resumed run whose data has another split is refused before training
     with pytest.raises(SplitMismatch):

@@ -65,6 +65,7 @@ def test_yolo_trains_predicts_and_scores_through_the_one_evaluation(tmp_path):
 
     predictor = load_detector(tmp_path / "out", device="cpu", imgsz=64)
     assert isinstance(predictor, YoloPredictor) and predictor.category_names == {1: "square", 2: "bar"}
+    assert predictor.iou == 0.7 and load_detector(tmp_path / "out", device="cpu", nms_iou=0.5).iou == 0.5
     image = np.asarray(Image.open(val_images / "val_00.jpg").convert("RGB"))
     det = predictor.predict(image)
     assert isinstance(det, Detections) and det.boxes_xyxy.shape[1] == 4

@@ -116,8 +116,9 @@ def test_detectron2_trains_resumes_loads_scores_plots_and_runs_in_the_pipeline(t
     det = predictor.predict(image)
     assert isinstance(det, Detections) and (det.masks is None or det.masks.shape[1:] == (64, 48))
     assert set(det.labels.tolist()) <= set(record.category_ids)
-    larger = load_detector(out, device="cpu", imgsz=96)  # an inference size of its own, as for every family
+    larger = load_detector(out, device="cpu", imgsz=96, nms_iou=0.6)  # settings of its own, as for every family
     assert (larger.cfg.INPUT.MIN_SIZE_TEST, larger.cfg.INPUT.MAX_SIZE_TEST) == (58, 96)
+    assert larger.cfg.MODEL.ROI_HEADS.NMS_THRESH_TEST == 0.6
     assert predictor.cfg.INPUT.MAX_SIZE_TEST == 64
 
     class OnePerson:

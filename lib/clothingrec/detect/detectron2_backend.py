@@ -407,9 +407,9 @@ class Detectron2Predictor:
 
 def load_predictor(config_yaml, weights, category_names: dict[int, str], *,
                    score_threshold: float = EXPORT_SCORE_THRESHOLD, device: str = "auto",
-                   imgsz: int | None = None) -> Detectron2Predictor:
+                   imgsz: int | None = None, nms_iou: float | None = None) -> Detectron2Predictor:
     """The predictor of a trained run from its dumped config (``detectron2/config.yaml``) and weights;
-    ``imgsz``: the inference size (longest side) when not the trained one."""
+    ``imgsz``: the inference size (longest side) when not the trained one; ``nms_iou``: the NMS IoU."""
     require_detectron2()
     from detectron2.config import get_cfg
 
@@ -420,4 +420,6 @@ def load_predictor(config_yaml, weights, category_names: dict[int, str], *,
     cfg.merge_from_file(str(config_yaml))
     if imgsz is not None:
         cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST = short_side(imgsz), int(imgsz)
+    if nms_iou is not None:
+        cfg.MODEL.ROI_HEADS.NMS_THRESH_TEST = float(nms_iou)
     return Detectron2Predictor(cfg, weights, category_names, score_threshold=score_threshold, device=device)

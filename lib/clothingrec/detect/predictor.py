@@ -57,15 +57,23 @@ def _find_checkpoint(path: Path) -> Path:
     raise FileNotFoundError(f"no detector checkpoint under {path} (looked for {[str(c) for c in candidates[:4]]})")
 
 
+def _iou(nms_iou) -> dict:
+    return {} if nms_iou is None else {"iou": float(nms_iou)}
+
+
 def load_detector(run_dir_or_checkpoint, *, device="auto", score_threshold: float = EXPORT_SCORE_THRESHOLD,
-                  imgsz: int | None = None):
+                  imgsz: int | None = None, nms_iou: float | None = None):
     """A predictor from a training run folder (its ``run.json``) or a checkpoint file.
 
     A run folder's record names its weights, backend, classes and input size; a bare checkpoint is
     recognised by its content: ours (``spec`` + ``model``, rebuilt from the stored spec) or ultralytics'.
     ``imgsz``: the inference size when not the trained one, with the meaning it has for every family
     (the longest input side; an R-CNN's shorter side is 3/5 of it, :func:`~clothingrec.detect.config.short_side`).
+    ``nms_iou``: the IoU above which the detector suppresses a same-class box (None: the backend's own,
+    0.7 for ultralytics, 0.5 for the R-CNNs).
     """
+    if nms_iou is not None and not 0.0 < float(nms_iou) <= 1.0:
+        raise ValueError(f"nms_iou must be in (0, 1], got {nms_iou!r}")
     path = Path(run_dir_or_checkpoint)
     if path.is_dir() and is_run(path):
         record = RunRecord.load(path)
@@ -76,12 +84,12 @@ def load_detector(run_dir_or_checkpoint, *, device="auto", score_threshold: floa
             from clothingrec.detect.detectron2_backend import load_predictor
 
             return load_predictor(weights.parent / "config.yaml", weights, record.category_names,
-                                  score_threshold=score_threshold, device=device, imgsz=imgsz)
+                                  score_threshold=score_threshold, device=device, imgsz=imgsz, nms_iou=nms_iou)
         if record.backend == "ultralytics":
             from clothingrec.detect.yolo import YoloPredictor
 
             return YoloPredictor(weights, imgsz=imgsz or record.imgsz, device=device, conf=score_threshold,
-                                 category_ids=record.category_ids or None)
+                                 category_ids=record.category_ids or None, **_iou(nms_iou))
         path = weights
     path = _find_checkpoint(path)
     state = torch.load(path, map_location="cpu", weights_only=False)
@@ -91,6 +99,8 @@ def load_detector(run_dir_or_checkpoint, *, device="auto", score_threshold: floa
             spec.update(min_size=short_side(imgsz), max_size=int(imgsz))
         model = rebuild(spec)
         model.load_state_dict(state["model"])
+        if nms_iou is not None:
+            model.roi_heads.nms_thresh = float(nms_iou)
         names = {int(c["id"]): c["name"] for c in state["categories"]}
         return TorchvisionPredictor(model, state["label_to_coco"], names, device=device,
                                     score_threshold=score_threshold)
@@ -98,5 +108,5 @@ def load_detector(run_dir_or_checkpoint, *, device="auto", score_threshold: floa
         from clothingrec.detect.yolo import YoloPredictor
 
         size = imgsz or int((state.get("train_args") or {}).get("imgsz", 640))
-        return YoloPredictor(path, imgsz=size, device=device, conf=score_threshold)
+        return YoloPredictor(path, imgsz=size, device=device, conf=score_threshold, **_iou(nms_iou))
     raise ValueError(f"{path} is neither a clothingrec torchvision checkpoint nor an ultralytics one")

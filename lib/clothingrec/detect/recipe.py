@@ -448,13 +448,14 @@ class EvaluatedRun:
 
 def evaluate_run(run_dir, data=None, *, part: str = "val", device="auto",
                  max_images: int | None = None, imgsz: int | None = None, tta: bool = False,
-                 score_threshold: float = EXPORT_SCORE_THRESHOLD) -> EvaluatedRun:
+                 score_threshold: float = EXPORT_SCORE_THRESHOLD, nms_iou: float | None = None) -> EvaluatedRun:
     """Score a run's detector on a split stored with it (``val``; ``test`` once, at the end), pycocotools.
 
     ``imgsz``: the inference size (longest side, every family) when not the one trained at; ``tta``: horizontal-flip
-    test-time augmentation (:class:`~clothingrec.detect.tta.FlipTTAPredictor`). Both are settings to
-    choose on val like a checkpoint; the metrics record them, and ``score_threshold``, the lowest score
-    kept (the one for every backend unless studying the setting)."""
+    test-time augmentation (:class:`~clothingrec.detect.tta.FlipTTAPredictor`); ``nms_iou``: the IoU of
+    the detector's own duplicate suppression (None: its backend's default). All are settings to choose
+    on val like a checkpoint; the metrics record them, and ``score_threshold``, the lowest score kept
+    (the one for every backend unless studying the setting)."""
     from clothingrec.detect.predictor import load_detector
     from clothingrec.detect.tta import FlipTTAPredictor
     from clothingrec.evaluate import detector_metrics, evaluate_predictor
@@ -462,7 +463,7 @@ def evaluate_run(run_dir, data=None, *, part: str = "val", device="auto",
     run_dir = Path(run_dir)
     record = RunRecord.load(run_dir)
     data, found = run_data(run_dir, data=data, part=part)
-    predictor = load_detector(run_dir, device=device, imgsz=imgsz, score_threshold=score_threshold)
+    predictor = load_detector(run_dir, device=device, imgsz=imgsz, score_threshold=score_threshold, nms_iou=nms_iou)
     if tta:
         predictor = FlipTTAPredictor(predictor)
     evals, preds = evaluate_predictor(predictor, data.coco_json[found], data.image_dir[found], max_images=max_images)
@@ -480,19 +481,23 @@ def evaluate_run(run_dir, data=None, *, part: str = "val", device="auto",
 
 
 def evaluation_settings(predictor) -> dict:
-    """What a score depends on besides weights and images: the lowest score kept, and test-time
-    augmentation. Two scores of one run compare only where these agree (:func:`reproduces`)."""
+    """What a score depends on besides weights, images and input size: the lowest score kept, test-time
+    augmentation and the NMS IoU. Two scores of one run compare only where these agree (:func:`reproduces`)."""
+    from clothingrec.detect.tta import nms_iou
+
     threshold = getattr(predictor, "score_threshold", getattr(predictor, "conf", None))
     return {"score_threshold": None if threshold is None else float(threshold),
-            "tta": getattr(predictor, "tta", None)}
+            "tta": getattr(predictor, "tta", None), "nms_iou": nms_iou(predictor)}
 
 
 def reproduces(stored: dict, metrics: dict) -> bool:
     """Whether ``metrics`` were scored as the run record's ``stored`` ones were (a record written before
-    its settings were recorded compares with none): lowest score kept, test-time augmentation, input size."""
+    its settings were recorded compares with none): lowest score kept, test-time augmentation, and, where
+    both record them, input size and NMS IoU."""
     keys = ("score_threshold", "tta")
-    same_size = stored.get("imgsz") is None or metrics.get("imgsz") is None or stored["imgsz"] == metrics["imgsz"]
-    return same_size and all(k in stored for k in keys) and all(stored[k] == metrics.get(k) for k in keys)
+    later = [k for k in ("imgsz", "nms_iou") if stored.get(k) is not None and metrics.get(k) is not None]
+    return (all(k in stored for k in keys) and all(stored[k] == metrics.get(k) for k in keys)
+            and all(stored[k] == metrics[k] for k in later))
 
 
 #: the training notebooks whose latest runs notebook 06 evaluates
